@@ -1,0 +1,201 @@
+//! Declarative context scoping for async handlers.
+//!
+//! A request or job carries an identity: a [`TraceId`], a [`TenantId`] and a
+//! [`UserRef`]. Inside one task it is readable anywhere ([`current()`],
+//! [`trace_id()`], [`tenant()`]); across every boundary it is carried
+//! explicitly and re-established on the other side.
+//!
+//! ```
+//! use context_runtime::{requires_tenant, with_context, Carrier, CarrierError, TenantRequired};
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! struct Job { ctx: Option<Carrier>, invoice: u64 }
+//!
+//! #[derive(Debug)]
+//! enum JobError { NoTenant(TenantRequired), BadCarrier(CarrierError) }
+//! impl From<TenantRequired> for JobError { fn from(e: TenantRequired) -> Self { JobError::NoTenant(e) } }
+//! impl From<CarrierError> for JobError { fn from(e: CarrierError) -> Self { JobError::BadCarrier(e) } }
+//!
+//! #[with_context(from = "job.ctx")]
+//! #[requires_tenant]
+//! async fn send_invoice(job: Job) -> Result<String, JobError> {
+//!     // The whole body runs inside the job's context; no tenant, no body.
+//!     let tenant = context_runtime::tenant()?;
+//!     Ok(format!("invoice {} for {tenant}", job.invoice))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let job: Job = serde_json::from_str(
+//!     r#"{"ctx":{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","tenantId":"t1"},"invoice":7}"#,
+//! ).unwrap();
+//! assert_eq!(send_invoice(job).await.unwrap(), "invoice 7 for t1");
+//!
+//! let orphan: Job = serde_json::from_str(r#"{"invoice":8}"#).unwrap();
+//! assert!(matches!(send_invoice(orphan).await, Err(JobError::NoTenant(_))));
+//! # }
+//! ```
+//!
+//! # The rules
+//!
+//! 1. **Run, never enter.** A context is current for exactly one future
+//!    ([`Context::scope`]) or closure ([`Context::scope_sync`]). There is no
+//!    `enter_with`, no setter and no guard, and the macros reject ambient
+//!    sets and guards held across `.await` in annotated bodies.
+//! 2. **The boundary is a wall.** [`spawn`], [`spawn_blocking`],
+//!    [`thread::spawn`], [`FutureExt`] and [`Context::bind`] capture the
+//!    context when called; a [`Carrier`] carries it through a queue.
+//! 3. **The tenant travels inside the job.** It is never inferred or
+//!    defaulted: [`tenant()`] is a `Result`, and `#[requires_tenant]` refuses
+//!    to run a body without one.
+//!
+//! # Cargo features
+//!
+//! - `uuid`: `uuid::Uuid` as a `#[carrier(tenant)]` field.
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod carrier;
+mod context;
+mod scope;
+mod source;
+mod task;
+mod tenant;
+mod trace;
+mod user;
+
+pub mod thread;
+pub mod w3c;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use crate::carrier::{Carrier, CarrierError, CARRIER_VERSION};
+pub use crate::context::{Context, ContextBuilder};
+pub use crate::scope::{current, tenant, trace_id, user, with_current, Scoped};
+pub use crate::source::ContextSource;
+pub use crate::task::{spawn, spawn_blocking, FutureExt};
+pub use crate::tenant::{InvalidTenantId, TenantId, TenantRequired, TENANT_ID_MAX_LEN};
+pub use crate::trace::{InvalidId, SpanId, TraceFlags, TraceId};
+pub use crate::user::{InvalidUserRef, UserId, UserRef};
+
+/// Runs an `async fn`'s whole body inside a context read at the boundary.
+///
+/// ```
+/// use context_runtime::{with_context, Carrier, CarrierError};
+///
+/// #[with_context(from = "ctx")]
+/// async fn handle(ctx: Carrier) -> Result<String, CarrierError> {
+///     Ok(context_runtime::trace_id().unwrap().to_string())
+/// }
+///
+/// #[with_context(fresh, source = "cron:cleanup")]
+/// async fn cleanup() -> Option<String> {
+///     context_runtime::current()?.source().map(str::to_owned)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let carrier = Carrier::from_json(r#"{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736"}"#).unwrap();
+/// assert_eq!(handle(carrier).await.unwrap(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(cleanup().await.as_deref(), Some("cron:cleanup"));
+/// # }
+/// ```
+///
+/// # Options
+///
+/// | option | meaning |
+/// | --- | --- |
+/// | `from = "expr"` | read the context from `expr`, whose root must be an argument (`job.data.ctx`, `headers`, `self.ctx`) and whose type is a [`ContextSource`] |
+/// | `fresh` | start a new root context (scheduled work); excludes `from` |
+/// | `source = "…"` | with `fresh`, the context's [`source`](Context::source) |
+/// | `crate = "path"` | the path of this crate when renamed in `Cargo.toml` |
+///
+/// When reading can fail (a [`Carrier`] with an invalid tenant), the function
+/// must return `Result<_, E>` with `E: From<CarrierError>`; the body does not
+/// run and the error is returned.
+///
+/// # What this expands to
+///
+/// ```text
+/// async fn handle(job: Job) -> Result<(), E> {
+///     let __context_cx = match ::context_runtime::__private::read(&(job.ctx)) {
+///         Ok(cx) => cx,
+///         Err(e) => return Err(::core::convert::From::from(e)),
+///     };
+///     ::context_runtime::__private::scope(__context_cx, async move { /* body */ }).await
+/// }
+/// ```
+///
+/// Inside the body, the compiler rejects `enter_with` and guards from
+/// `.attach()`, `.enter()` or `.entered()` bound with `let` and alive across
+/// an `.await`: they make concurrent tasks see each other's context.
+#[doc(inline)]
+pub use context_macros::with_context;
+
+/// Refuses to run the body without a tenant in the current context.
+///
+/// The function must return `Result<_, E>` with `E: From<TenantRequired>`; it
+/// returns `Err(TenantRequired.into())` before any of its code runs. It works
+/// inside an existing scope and together with `#[with_context]`, in either
+/// order (the tenant is then checked inside the new scope).
+///
+/// ```
+/// use context_runtime::{requires_tenant, Context, TenantId, TenantRequired};
+///
+/// #[requires_tenant]
+/// async fn bill() -> Result<String, TenantRequired> {
+///     Ok(format!("billing {}", context_runtime::tenant()?))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(bill().await, Err(TenantRequired));
+/// let cx = Context::root().with_tenant(TenantId::new("t1").unwrap());
+/// assert_eq!(cx.scope(bill()).await.unwrap(), "billing t1");
+/// # }
+/// ```
+#[doc(inline)]
+pub use context_macros::requires_tenant;
+
+/// Makes a job payload a [`ContextSource`] from its marked fields.
+///
+/// | field attribute | field types | becomes |
+/// | --- | --- | --- |
+/// | `#[carrier(trace)]` | `TraceId`, `String`, or an `Option` of them | the trace id (a fresh one, with the safety-net warning, when missing or invalid) |
+/// | `#[carrier(tenant)]` | `TenantId`, `String`, `uuid::Uuid` (feature `uuid`), or an `Option` of them | the tenant; an invalid one is a [`CarrierError`]; a non-`Option` field makes it required by the type |
+/// | `#[carrier(user)]` | `UserRef`, `Option<UserRef>` | the user |
+/// | `#[carrier(value)]` | any `Clone + Send + Sync + 'static` type | a process-local value, read with [`Context::get`] |
+///
+/// On the struct, `#[carrier(crate = "path")]` names this crate when renamed.
+///
+/// ```
+/// use context_runtime::{Carrier, ContextSource, TenantId};
+/// use serde::Deserialize;
+///
+/// #[derive(Clone, Debug, PartialEq, Deserialize)]
+/// struct Locale(String);
+///
+/// #[derive(Deserialize, Carrier)]
+/// struct InvoiceJob {
+///     #[carrier(trace)]
+///     trace_id: Option<String>,
+///     #[carrier(tenant)]
+///     tenant_id: TenantId,
+///     #[carrier(value)]
+///     locale: Locale,
+///     invoice: u64,
+/// }
+///
+/// let job: InvoiceJob = serde_json::from_str(
+///     r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","tenant_id":"t1","locale":"fr","invoice":1}"#,
+/// )?;
+/// let cx = job.to_context()?;
+/// assert_eq!(cx.tenant().unwrap().as_str(), "t1");
+/// assert_eq!(cx.get::<Locale>(), Some(&Locale("fr".into())));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(inline)]
+pub use context_macros::Carrier;

@@ -1,0 +1,294 @@
+//! Trace identity: [`TraceId`], [`SpanId`] and [`TraceFlags`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Decodes `N` bytes from exactly `2 * N` lowercase hex digits.
+pub(crate) fn decode_lower_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Writes `bytes` as lowercase hex into `out` (which must be twice as long).
+pub(crate) fn encode_lower_hex(bytes: &[u8], out: &mut [u8]) {
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 0xf) as usize];
+    }
+}
+
+fn random_nonzero<const N: usize>() -> [u8; N] {
+    loop {
+        let mut out = [0u8; N];
+        fastrand::fill(&mut out);
+        if out != [0u8; N] {
+            return out;
+        }
+    }
+}
+
+/// Why a [`TraceId`] or [`SpanId`] string was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidId {
+    /// The string does not have the expected number of characters.
+    Length {
+        /// The number of characters expected (32 for a trace id, 16 for a span id).
+        expected: usize,
+        /// The number of characters found.
+        found: usize,
+    },
+    /// A character is not a lowercase hex digit (`0-9`, `a-f`).
+    NotLowercaseHex,
+    /// All digits are zero, which W3C Trace Context forbids.
+    AllZero,
+}
+
+impl fmt::Display for InvalidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidId::Length { expected, found } => write!(
+                f,
+                "expected {expected} lowercase hex characters, found {found}"
+            ),
+            InvalidId::NotLowercaseHex => {
+                f.write_str("only lowercase hex digits `0-9` and `a-f` are allowed")
+            }
+            InvalidId::AllZero => f.write_str("an all-zero id is invalid"),
+        }
+    }
+}
+
+impl std::error::Error for InvalidId {}
+
+macro_rules! hex_id {
+    ($(#[$meta:meta])* $name:ident, $len:literal, $what:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name([u8; $len]);
+
+        impl $name {
+            #[doc = concat!("A new random, non-zero ", $what, ".")]
+            pub fn random() -> Self {
+                Self(random_nonzero())
+            }
+
+            #[doc = concat!("The ", $what, " from its bytes, or `None` when all of them are zero.")]
+            pub const fn from_bytes(bytes: [u8; $len]) -> Option<Self> {
+                let mut i = 0;
+                while i < $len {
+                    if bytes[i] != 0 {
+                        return Some(Self(bytes));
+                    }
+                    i += 1;
+                }
+                None
+            }
+
+            #[doc = concat!("The ", $len, " bytes of this ", $what, ".")]
+            pub const fn to_bytes(self) -> [u8; $len] {
+                self.0
+            }
+
+            /// Parses exactly the lowercase hex form, from bytes (no allocation).
+            pub fn from_hex(hex: &[u8]) -> Result<Self, InvalidId> {
+                if hex.len() != 2 * $len {
+                    return Err(InvalidId::Length { expected: 2 * $len, found: hex.len() });
+                }
+                let bytes = decode_lower_hex::<$len>(hex).ok_or(InvalidId::NotLowercaseHex)?;
+                Self::from_bytes(bytes).ok_or(InvalidId::AllZero)
+            }
+
+            /// Writes the lowercase hex form into a stack buffer (no allocation).
+            pub fn to_hex(self) -> [u8; 2 * $len] {
+                let mut out = [0u8; 2 * $len];
+                encode_lower_hex(&self.0, &mut out);
+                out
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let hex = self.to_hex();
+                // Lowercase hex digits are always ASCII.
+                f.write_str(std::str::from_utf8(&hex).map_err(|_| fmt::Error)?)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidId;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::from_hex(s.as_bytes())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                s.parse().map_err(|e| {
+                    serde::de::Error::custom(format_args!(concat!("invalid ", $what, " {:?}: {}"), s, e))
+                })
+            }
+        }
+    };
+}
+
+hex_id!(
+    /// A W3C trace id: 16 bytes, never all zero, written as 32 lowercase hex digits.
+    ///
+    /// ```
+    /// use context_runtime::TraceId;
+    ///
+    /// let id: TraceId = "4bf92f3577b34da6a3ce929d0e0e4736".parse()?;
+    /// assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// assert!("00000000000000000000000000000000".parse::<TraceId>().is_err());
+    /// # Ok::<(), context_runtime::InvalidId>(())
+    /// ```
+    TraceId,
+    16,
+    "trace id"
+);
+
+hex_id!(
+    /// A W3C span (parent) id: 8 bytes, never all zero, written as 16 lowercase hex digits.
+    ///
+    /// ```
+    /// use context_runtime::SpanId;
+    ///
+    /// let id: SpanId = "00f067aa0ba902b7".parse()?;
+    /// assert_eq!(id.to_string(), "00f067aa0ba902b7");
+    /// # Ok::<(), context_runtime::InvalidId>(())
+    /// ```
+    SpanId,
+    8,
+    "span id"
+);
+
+/// The W3C `trace-flags` byte. Only the `sampled` (0x01) and `random` (0x02)
+/// bits have a meaning; the others are kept as received but never emitted by
+/// the W3C codecs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TraceFlags(u8);
+
+impl TraceFlags {
+    /// The `sampled` bit: the caller may have recorded its part of the trace.
+    pub const SAMPLED: TraceFlags = TraceFlags(0x01);
+    /// The Level 2 `random` bit: the trace id's rightmost 7 bytes are random.
+    pub const RANDOM: TraceFlags = TraceFlags(0x02);
+
+    /// Flags from their byte.
+    pub const fn new(bits: u8) -> Self {
+        TraceFlags(bits)
+    }
+
+    /// The flags byte.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Whether the sampled bit is set.
+    pub const fn is_sampled(self) -> bool {
+        self.0 & 0x01 != 0
+    }
+
+    /// Whether the Level 2 random-trace-id bit is set.
+    pub const fn is_random(self) -> bool {
+        self.0 & 0x02 != 0
+    }
+
+    /// These flags with the sampled bit set or cleared.
+    pub const fn with_sampled(self, sampled: bool) -> Self {
+        if sampled {
+            TraceFlags(self.0 | 0x01)
+        } else {
+            TraceFlags(self.0 & !0x01)
+        }
+    }
+}
+
+impl fmt::Debug for TraceFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceFlags({:02x})", self.0)
+    }
+}
+
+impl fmt::Display for TraceFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02x}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_ids_are_non_zero_and_distinct() {
+        let a = TraceId::random();
+        let b = TraceId::random();
+        assert_ne!(a, b);
+        assert_ne!(a.to_bytes(), [0; 16]);
+        assert_ne!(SpanId::random().to_bytes(), [0; 8]);
+    }
+
+    #[test]
+    fn parse_rejects_bad_input() {
+        assert_eq!(
+            "abc".parse::<TraceId>(),
+            Err(InvalidId::Length {
+                expected: 32,
+                found: 3
+            })
+        );
+        assert_eq!(
+            "4BF92F3577B34DA6A3CE929D0E0E4736".parse::<TraceId>(),
+            Err(InvalidId::NotLowercaseHex)
+        );
+        assert_eq!(
+            "0000000000000000".parse::<SpanId>(),
+            Err(InvalidId::AllZero)
+        );
+        // Multi-byte UTF-8 never panics.
+        assert!("éééééééééééééééé".parse::<TraceId>().is_err());
+    }
+
+    #[test]
+    fn display_round_trips() {
+        let id = TraceId::random();
+        assert_eq!(id.to_string().parse::<TraceId>(), Ok(id));
+        let json = serde_json::to_string(&id).expect("serialize");
+        assert_eq!(serde_json::from_str::<TraceId>(&json).expect("parse"), id);
+        assert!(serde_json::from_str::<TraceId>("\"nope\"").is_err());
+    }
+}

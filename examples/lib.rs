@@ -1,0 +1,1 @@
+//! Runnable examples of `context-runtime`: see `jobs.rs`.

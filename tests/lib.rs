@@ -1,0 +1,1 @@
+//! Behaviour tests for `context-runtime` live in `tests/`.

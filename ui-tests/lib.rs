@@ -1,0 +1,1 @@
+//! Compile-pass and compile-fail tests of the macros live in `ui/`, run by `tests/ui.rs`.
