@@ -96,7 +96,9 @@ async fn handle(job: InvoiceJob) -> Result<Done, JobError> {
     let tenant = context_runtime::tenant()?;
     Ok(Done {
         id: job.id,
-        trace_id: context_runtime::trace_id().map(|t| t.to_string()).unwrap_or_default(),
+        trace_id: context_runtime::trace_id()
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
         tenant: tenant.to_string(),
     })
 }

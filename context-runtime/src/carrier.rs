@@ -251,11 +251,13 @@ pub(crate) fn parse_tenant(raw: Option<&Value>) -> Result<Option<TenantId>, Carr
 fn parse_user(raw: Option<&Value>) -> Result<Option<UserRef>, CarrierError> {
     match raw {
         None | Some(Value::Null) => Ok(None),
-        Some(value) => UserRef::deserialize(value)
-            .map(Some)
-            .map_err(|e| CarrierError::InvalidUser {
-                reason: e.to_string(),
-            }),
+        Some(value) => {
+            UserRef::deserialize(value)
+                .map(Some)
+                .map_err(|e| CarrierError::InvalidUser {
+                    reason: e.to_string(),
+                })
+        }
     }
 }
 
@@ -332,7 +334,8 @@ mod tests {
             .baggage([("region", "eu")].into_iter().collect())
             .build();
         let json = cx.to_carrier().to_json();
-        let back = Context::from_carrier(&Carrier::from_json(&json).expect("parse")).expect("valid");
+        let back =
+            Context::from_carrier(&Carrier::from_json(&json).expect("parse")).expect("valid");
         assert_eq!(back.trace_id(), cx.trace_id());
         assert_eq!(back.tenant(), cx.tenant());
         assert_eq!(back.user(), cx.user());

@@ -55,9 +55,7 @@ impl fmt::Display for InvalidUserRef {
         f.write_str(match self {
             InvalidUserRef::EmptyKind => "a user reference needs a non-empty `type`",
             InvalidUserRef::EmptyId => "a user reference needs a non-empty `id`",
-            InvalidUserRef::ControlChar => {
-                "a user reference must not contain control characters"
-            }
+            InvalidUserRef::ControlChar => "a user reference must not contain control characters",
             InvalidUserRef::TooLong => {
                 "a user reference's `type` and `id` have at most 256 bytes each"
             }

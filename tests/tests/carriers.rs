@@ -12,7 +12,10 @@ fn a_nestjs_context_carrier_is_read_as_it_is() {
     let carrier: Carrier = serde_json::from_str(NESTJS).expect("parse");
     assert_eq!(carrier.version(), 1);
     let cx = Context::from_carrier(&carrier).expect("valid");
-    assert_eq!(cx.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(
+        cx.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
     assert_eq!(cx.tenant().expect("tenant").as_str(), "t1");
     let user = cx.user().expect("user");
     assert_eq!(user.kind(), "user");
@@ -48,7 +51,10 @@ fn what_we_write_reads_back_in_the_nestjs_shape() {
     let json: serde_json::Value = serde_json::to_value(cx.to_carrier()).expect("serialize");
     assert_eq!(json["traceId"], cx.trace_id().to_string());
     assert_eq!(json["tenantId"], "t1");
-    assert_eq!(json["userRef"], serde_json::json!({"type": "user", "id": 42}));
+    assert_eq!(
+        json["userRef"],
+        serde_json::json!({"type": "user", "id": 42})
+    );
     assert_eq!(json["v"], 1);
     // And nothing process-local leaks into it.
     let with_value = cx.with_value(7u32).with_source("http");
@@ -71,12 +77,12 @@ fn invalid_identities_are_typed_errors_never_a_missing_tenant() {
     for (json, what) in cases {
         let carrier = Carrier::from_json(json).expect(json);
         let err = Context::from_carrier(&carrier).expect_err(json);
-        let ok = match (&err, what) {
-            (CarrierError::InvalidTenant { .. }, "tenant") => true,
-            (CarrierError::InvalidUser { .. }, "user") => true,
-            (CarrierError::InvalidBaggage { .. }, "baggage") => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (&err, what),
+            (CarrierError::InvalidTenant { .. }, "tenant")
+                | (CarrierError::InvalidUser { .. }, "user")
+                | (CarrierError::InvalidBaggage { .. }, "baggage")
+        );
         assert!(ok, "{json}: {err:?}");
         assert!(!err.to_string().is_empty());
     }
@@ -104,9 +110,17 @@ fn broken_carriers_do_not_parse_and_say_why() {
 #[test]
 fn older_and_newer_versions_are_tolerated() {
     let v0 = Carrier::from_json(r#"{"v":0,"tenantId":"t1"}"#).expect("parse");
-    let v9 = Carrier::from_json(r#"{"v":9,"tenantId":"t1","spans":[1,2],"extra":"x"}"#).expect("parse");
+    let v9 =
+        Carrier::from_json(r#"{"v":9,"tenantId":"t1","spans":[1,2],"extra":"x"}"#).expect("parse");
     for c in [v0, v9] {
-        assert_eq!(Context::from_carrier(&c).expect("valid").tenant().expect("t").as_str(), "t1");
+        assert_eq!(
+            Context::from_carrier(&c)
+                .expect("valid")
+                .tenant()
+                .expect("t")
+                .as_str(),
+            "t1"
+        );
     }
 }
 

@@ -12,7 +12,7 @@ fn tenant_cx(tenant: &str) -> Context {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawn_carries_the_context_captured_at_call_time() {
     let cx = tenant_cx("t1");
-    let handle = cx.scope(async { context_runtime::spawn(async { context_runtime::tenant() }) }).await;
+    let handle = cx.scope_sync(|| context_runtime::spawn(async { context_runtime::tenant() }));
     // Awaited outside the scope: the task still runs in the captured context.
     assert_eq!(handle.await.expect("task").expect("tenant"), "t1");
 }
@@ -34,14 +34,21 @@ async fn spawn_blocking_and_threads_carry_it() {
         .scope(async {
             let blocking = context_runtime::spawn_blocking(context_runtime::tenant);
             let thread = context_runtime::thread::spawn(context_runtime::trace_id);
-            (blocking.await.expect("blocking task"), thread.join().expect("thread"))
+            (
+                blocking.await.expect("blocking task"),
+                thread.join().expect("thread"),
+            )
         })
         .await;
     assert_eq!(blocking.expect("tenant"), "t2");
     assert_eq!(thread, Some(cx.trace_id()));
 
     // A plain std thread sees nothing.
-    let plain = cx.scope_sync(|| std::thread::spawn(context_runtime::trace_id).join().expect("thread"));
+    let plain = cx.scope_sync(|| {
+        std::thread::spawn(context_runtime::trace_id)
+            .join()
+            .expect("thread")
+    });
     assert_eq!(plain, None);
 }
 
@@ -51,10 +58,14 @@ fn bind_carries_it_into_callbacks() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let mut callback = cx.bind_fn(move |n: u32| {
-        sink.lock().expect("lock").push((n, context_runtime::trace_id()));
+        sink.lock()
+            .expect("lock")
+            .push((n, context_runtime::trace_id()));
     });
     callback(1);
-    std::thread::spawn(move || callback(2)).join().expect("thread");
+    std::thread::spawn(move || callback(2))
+        .join()
+        .expect("thread");
     assert_eq!(
         *seen.lock().expect("lock"),
         vec![(1, Some(cx.trace_id())), (2, Some(cx.trace_id()))]

@@ -103,10 +103,11 @@ async fn scoped_handler(
         random_pause(&mut rng).await;
     }
     // A task spawned from inside the job carries the same identity.
-    let (trace, tenant) =
-        context_runtime::spawn(async { (context_runtime::trace_id(), context_runtime::tenant().ok()) })
-            .await
-            .expect("spawned task");
+    let (trace, tenant) = context_runtime::spawn(async {
+        (context_runtime::trace_id(), context_runtime::tenant().ok())
+    })
+    .await
+    .expect("spawned task");
     check(trace, tenant, &job, &checks, &mismatches);
     Ok(())
 }

@@ -36,15 +36,20 @@ fn missing_and_invalid_trace_ids_get_fresh_ones_with_a_single_warning() {
             r#"{"traceId":"00000000000000000000000000000000"}"#,
             r#"{"traceId":42}"#,
         ] {
-            let cx = Context::from_carrier(&Carrier::from_json(json).expect("parse")).expect("valid");
+            let cx =
+                Context::from_carrier(&Carrier::from_json(json).expect("parse")).expect("valid");
             assert!(seen.insert(cx.trace_id()), "every fresh trace id is new");
         }
         // A valid one is kept, and does not warn.
         let kept = Context::from_carrier(
-            &Carrier::from_json(r#"{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736"}"#).expect("parse"),
+            &Carrier::from_json(r#"{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736"}"#)
+                .expect("parse"),
         )
         .expect("valid");
-        assert_eq!(kept.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            kept.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
     });
     let log = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
     assert_eq!(
