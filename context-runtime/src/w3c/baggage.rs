@@ -1,6 +1,11 @@
-//! W3C Baggage: ordered `key=value;property` members.
+//! W3C Baggage: ordered `key=value;property` members, and the `baggage` header.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fmt;
+use std::str::FromStr;
+
+use super::trim_ows_str;
 
 /// A property of a baggage member: `key` or `key=value` after a `;`.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -99,6 +104,45 @@ impl fmt::Debug for BaggageMember {
 /// assert_eq!(baggage.get("region"), Some("us"));
 /// assert_eq!(baggage.len(), 1);
 /// ```
+///
+/// # The `baggage` header
+///
+/// [`FromStr`] and [`Baggage::from_headers`] read the header of W3C Baggage;
+/// [`Display`](fmt::Display) writes it.
+///
+/// ```
+/// use context_runtime::w3c::Baggage;
+///
+/// let baggage: Baggage = "userId = alice%20b , bad key=1, isProduction=false;ttl=60".parse().unwrap();
+/// assert_eq!(baggage.get("userId"), Some("alice b"));
+/// assert_eq!(baggage.get("bad key"), None); // malformed: skipped, the rest kept
+/// let ttl = &baggage.member("isProduction").unwrap().properties()[0];
+/// assert_eq!((ttl.key(), ttl.value()), ("ttl", Some("60")));
+/// assert_eq!(baggage.to_string(), "userId=alice%20b,isProduction=false;ttl=60");
+/// ```
+///
+/// - Members are `key=value`, followed by properties `;key` or `;key=value`,
+///   with optional spaces and tabs around every `,`, `;` and `=`. Keys are
+///   HTTP tokens (RFC 9110 `tchar`); values are percent-decoded, and a
+///   sequence that is not UTF-8 becomes U+FFFD. Property values are decoded
+///   and encoded the same way.
+/// - Parsing is tolerant: a member that does not match the grammar is skipped
+///   and the others are kept. [`Baggage::parse_strict`] reports it instead.
+/// - Keys are unique in a `Baggage`. The spec does not promise unique keys in
+///   a header (it asks senders not to repeat one); when a key comes again,
+///   the later member wins, in the place of the earlier one, as
+///   [`Baggage::insert_member`] would do.
+/// - On output, everything outside the spec's `baggage-octet` is
+///   percent-encoded, and so is `%` itself: spaces, `"`, `,`, `;`, `\`,
+///   control characters and non-ASCII characters (as their UTF-8 bytes).
+///   A member whose key, or a property key, is not a token cannot be written
+///   and is left out.
+/// - Limits: everything is propagated up to 64 members and 8192 bytes of
+///   header. Beyond that whole members are dropped, never a part of one: the
+///   members are taken in order, and one that would break a limit is left
+///   out. This holds when parsing (so the result can always be sent on) and
+///   when writing. A `Baggage` built in code may hold more; only what is
+///   written is limited.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Baggage {
     members: Vec<BaggageMember>,
@@ -163,6 +207,90 @@ impl Baggage {
     }
 }
 
+/// The `baggage` header.
+impl Baggage {
+    /// The most members that are propagated.
+    pub const MAX_MEMBERS: usize = 64;
+
+    /// The most bytes of header that are propagated.
+    pub const MAX_LEN: usize = 8192;
+
+    /// Parses several `baggage` header lines as one list, in order (as an HTTP
+    /// recipient combines repeated field lines with `,`). Tolerant: malformed
+    /// members are skipped. See [the `baggage` header](Baggage#the-baggage-header).
+    pub fn from_headers<'a, I>(values: I) -> Baggage
+    where
+        I: IntoIterator<Item = &'a str>,
+    {
+        let mut members: Vec<BaggageMember> = Vec::new();
+        let mut index: HashMap<&'a str, usize> = HashMap::new();
+        for value in values {
+            for raw in value.split(',') {
+                let raw = trim_ows_str(raw);
+                if raw.is_empty() {
+                    continue;
+                }
+                let Ok((key, member)) = parse_member(raw) else {
+                    continue;
+                };
+                match index.get(key).and_then(|&i| members.get_mut(i)) {
+                    Some(slot) => *slot = member,
+                    None => {
+                        index.insert(key, members.len());
+                        members.push(member);
+                    }
+                }
+            }
+        }
+        let mut budget = Budget::default();
+        members.retain(|m| budget.admit(m));
+        Baggage { members }
+    }
+
+    /// Parses one `baggage` header value, rejecting anything the tolerant
+    /// parse would skip, merge or drop: a malformed or empty member, a
+    /// repeated key, or more than the limits (64 members, 8192 bytes as
+    /// written). An empty or blank value is an empty baggage.
+    ///
+    /// ```
+    /// use context_runtime::w3c::{Baggage, InvalidBaggage};
+    ///
+    /// assert_eq!(Baggage::parse_strict("a=1, b=2")?.len(), 2);
+    /// assert_eq!(
+    ///     Baggage::parse_strict("a=1,b=\"quoted\""),
+    ///     Err(InvalidBaggage::InvalidValue { member: 2 })
+    /// );
+    /// # Ok::<(), InvalidBaggage>(())
+    /// ```
+    pub fn parse_strict(value: &str) -> Result<Baggage, InvalidBaggage> {
+        let mut baggage = Baggage::new();
+        if trim_ows_str(value).is_empty() {
+            return Ok(baggage);
+        }
+        let mut budget = Budget::default();
+        for (i, raw) in value.split(',').enumerate() {
+            let member = i + 1;
+            let raw = trim_ows_str(raw);
+            if raw.is_empty() {
+                return Err(InvalidBaggage::EmptyMember { member });
+            }
+            let (key, parsed) = parse_member(raw).map_err(|e| e.at(member))?;
+            if baggage.member(key).is_some() {
+                return Err(InvalidBaggage::DuplicateKey { member });
+            }
+            if !budget.admit(&parsed) {
+                return Err(if budget.count == Self::MAX_MEMBERS {
+                    InvalidBaggage::TooManyMembers
+                } else {
+                    InvalidBaggage::TooLong
+                });
+            }
+            baggage.members.push(parsed);
+        }
+        Ok(baggage)
+    }
+}
+
 impl fmt::Debug for Baggage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(&self.members).finish()
@@ -176,5 +304,530 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Baggage {
             baggage.insert(k, v);
         }
         baggage
+    }
+}
+
+impl FromStr for Baggage {
+    type Err = Infallible;
+
+    /// Parses one header value, tolerantly: this never fails. See
+    /// [`Baggage::from_headers`] for several, and [`Baggage::parse_strict`]
+    /// for errors.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Baggage::from_headers([s]))
+    }
+}
+
+/// The `baggage` header value: members joined by `,`, values percent-encoded,
+/// within 64 members and 8192 bytes (see [the `baggage` header](Baggage#the-baggage-header)).
+impl fmt::Display for Baggage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut budget = Budget::default();
+        for member in &self.members {
+            if !budget.admit(member) {
+                continue;
+            }
+            if budget.count > 1 {
+                f.write_str(",")?;
+            }
+            f.write_str(&member.key)?;
+            f.write_str("=")?;
+            write_encoded(f, &member.value)?;
+            for property in &member.properties {
+                f.write_str(";")?;
+                f.write_str(&property.key)?;
+                if let Some(value) = &property.value {
+                    f.write_str("=")?;
+                    write_encoded(f, value)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What has been written so far, against the limits.
+#[derive(Default)]
+struct Budget {
+    count: usize,
+    len: usize,
+}
+
+impl Budget {
+    /// Whether `member` can be written after those already admitted, and if
+    /// so, counts it.
+    fn admit(&mut self, member: &BaggageMember) -> bool {
+        if self.count >= Baggage::MAX_MEMBERS {
+            return false;
+        }
+        let Some(len) = encoded_member_len(member) else {
+            return false;
+        };
+        let len = len + usize::from(self.count > 0);
+        if self.len + len > Baggage::MAX_LEN {
+            return false;
+        }
+        self.count += 1;
+        self.len += len;
+        true
+    }
+}
+
+/// The length of `member` as written, or `None` when its key or a property
+/// key is not a token (so it cannot be written).
+fn encoded_member_len(member: &BaggageMember) -> Option<usize> {
+    if !is_token(&member.key) {
+        return None;
+    }
+    let mut len = member.key.len() + 1 + encoded_len(&member.value);
+    for property in &member.properties {
+        if !is_token(&property.key) {
+            return None;
+        }
+        len += 1 + property.key.len();
+        if let Some(value) = &property.value {
+            len += 1 + encoded_len(value);
+        }
+    }
+    Some(len)
+}
+
+/// Why one member does not match the grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemberError {
+    MissingEquals,
+    InvalidKey,
+    InvalidValue,
+    InvalidProperty,
+}
+
+impl MemberError {
+    fn at(self, member: usize) -> InvalidBaggage {
+        match self {
+            MemberError::MissingEquals => InvalidBaggage::MissingEquals { member },
+            MemberError::InvalidKey => InvalidBaggage::InvalidKey { member },
+            MemberError::InvalidValue => InvalidBaggage::InvalidValue { member },
+            MemberError::InvalidProperty => InvalidBaggage::InvalidProperty { member },
+        }
+    }
+}
+
+/// Parses one member (without the surrounding whitespace), returning its key
+/// as it appears in `raw` and the decoded member.
+fn parse_member(raw: &str) -> Result<(&str, BaggageMember), MemberError> {
+    let mut parts = raw.split(';');
+    let head = parts.next().unwrap_or_default();
+    let (key, value) = head.split_once('=').ok_or(MemberError::MissingEquals)?;
+    let (key, value) = (trim_ows_str(key), trim_ows_str(value));
+    if !is_token(key) {
+        return Err(MemberError::InvalidKey);
+    }
+    if !is_value(value) {
+        return Err(MemberError::InvalidValue);
+    }
+    let mut member = BaggageMember::new(key, decode(value));
+    for property in parts {
+        let property = match property.split_once('=') {
+            Some((k, v)) => {
+                let (k, v) = (trim_ows_str(k), trim_ows_str(v));
+                if !is_token(k) || !is_value(v) {
+                    return Err(MemberError::InvalidProperty);
+                }
+                BaggageProperty::new(k, Some(decode(v)))
+            }
+            None => {
+                let k = trim_ows_str(property);
+                if !is_token(k) {
+                    return Err(MemberError::InvalidProperty);
+                }
+                BaggageProperty::new(k, None)
+            }
+        };
+        member.properties.push(property);
+    }
+    Ok((key, member))
+}
+
+/// An HTTP token: one or more `tchar` (RFC 9110, section 5.6.2).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+/// `*baggage-octet`.
+fn is_value(s: &str) -> bool {
+    s.bytes().all(is_baggage_octet)
+}
+
+/// `%x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`: printable ASCII without
+/// space, `"`, `,`, `;` and `\`.
+fn is_baggage_octet(c: u8) -> bool {
+    matches!(c, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
+}
+
+/// Whether `c` is written as itself (everything else is percent-encoded).
+fn is_unreserved(c: u8) -> bool {
+    is_baggage_octet(c) && c != b'%'
+}
+
+/// Percent-decodes `value`. A `%` that is not followed by two hex digits is
+/// kept as it is; bytes that are not UTF-8 become U+FFFD.
+fn decode(value: &str) -> String {
+    if !value.contains('%') {
+        return value.to_owned();
+    }
+    let mut bytes = Vec::with_capacity(value.len());
+    let mut rest = value.as_bytes();
+    while let Some((&c, tail)) = rest.split_first() {
+        let escaped = match (c, tail) {
+            (b'%', [hi, lo, ..]) => hex(*hi).zip(hex(*lo)).map(|(hi, lo)| hi << 4 | lo),
+            _ => None,
+        };
+        match escaped {
+            Some(byte) => {
+                bytes.push(byte);
+                rest = tail.get(2..).unwrap_or_default();
+            }
+            None => {
+                bytes.push(c);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    char::from(c)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+/// The length of `value` percent-encoded.
+fn encoded_len(value: &str) -> usize {
+    value
+        .bytes()
+        .map(|c| if is_unreserved(c) { 1 } else { 3 })
+        .sum()
+}
+
+/// Writes `value` percent-encoded (uppercase hex, as RFC 3986 recommends).
+fn write_encoded(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
+    let mut start = 0;
+    for (i, c) in value.bytes().enumerate() {
+        if is_unreserved(c) {
+            continue;
+        }
+        if start < i {
+            // `start..i` is a run of ASCII bytes, so it lies on char boundaries.
+            f.write_str(value.get(start..i).ok_or(fmt::Error)?)?;
+        }
+        write!(f, "%{c:02X}")?;
+        start = i + 1;
+    }
+    f.write_str(value.get(start..).ok_or(fmt::Error)?)
+}
+
+/// Why [`Baggage::parse_strict`] rejected a `baggage` header value.
+///
+/// `member` is the 1-based position of the offending member in the
+/// comma-separated list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidBaggage {
+    /// An empty member (`a=1,,b=2`, or a trailing comma).
+    EmptyMember {
+        /// The member's position.
+        member: usize,
+    },
+    /// A member without `=` between key and value.
+    MissingEquals {
+        /// The member's position.
+        member: usize,
+    },
+    /// A key that is not an HTTP token.
+    InvalidKey {
+        /// The member's position.
+        member: usize,
+    },
+    /// A value with a character outside `baggage-octet` (a space, `"`, `,`,
+    /// `;`, `\`, a control or non-ASCII character) that should have been
+    /// percent-encoded.
+    InvalidValue {
+        /// The member's position.
+        member: usize,
+    },
+    /// A property that is neither `key` nor `key=value`.
+    InvalidProperty {
+        /// The member's position.
+        member: usize,
+    },
+    /// A key that an earlier member already has.
+    DuplicateKey {
+        /// The member's position.
+        member: usize,
+    },
+    /// More than 64 members.
+    TooManyMembers,
+    /// More than 8192 bytes, as written.
+    TooLong,
+}
+
+impl fmt::Display for InvalidBaggage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidBaggage::EmptyMember { member } => {
+                write!(f, "baggage member {member} is empty")
+            }
+            InvalidBaggage::MissingEquals { member } => {
+                write!(
+                    f,
+                    "baggage member {member} has no `=` between key and value"
+                )
+            }
+            InvalidBaggage::InvalidKey { member } => write!(
+                f,
+                "baggage member {member} has an invalid key: expected an HTTP token \
+                 (letters, digits and ``!#$%&'*+-.^_`|~``)"
+            ),
+            InvalidBaggage::InvalidValue { member } => write!(
+                f,
+                "baggage member {member} has an invalid value: spaces, `\"`, `,`, `;`, `\\`, \
+                 control and non-ASCII characters must be percent-encoded"
+            ),
+            InvalidBaggage::InvalidProperty { member } => write!(
+                f,
+                "baggage member {member} has an invalid property: expected `;key` or `;key=value`"
+            ),
+            InvalidBaggage::DuplicateKey { member } => {
+                write!(
+                    f,
+                    "baggage member {member} repeats the key of an earlier member"
+                )
+            }
+            InvalidBaggage::TooManyMembers => {
+                write!(f, "baggage has more than {} members", Baggage::MAX_MEMBERS)
+            }
+            InvalidBaggage::TooLong => {
+                write!(f, "baggage is longer than {} bytes", Baggage::MAX_LEN)
+            }
+        }
+    }
+}
+
+impl std::error::Error for InvalidBaggage {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Baggage {
+        s.parse().unwrap_or_default()
+    }
+
+    #[test]
+    fn valid_headers() {
+        let table: &[(&str, &str)] = &[
+            ("", ""),
+            (" \t ", ""),
+            ("key1=value1", "key1=value1"),
+            ("key1=value1,key2=value2", "key1=value1,key2=value2"),
+            // Optional whitespace around every separator.
+            (
+                " key1 = value1 ; p1 ; p2 = v2 ,\tkey2\t=\tvalue2\t",
+                "key1=value1;p1;p2=v2,key2=value2",
+            ),
+            // Every token character in a key; every baggage-octet in a value.
+            (
+                "!#$&'*+-.^_`|~AZaz09=!#$&'()*+-./:<=>?@[]^_`{|}~AZaz09",
+                "!#$&'*+-.^_`|~AZaz09=!#$&'()*+-./:<=>?@[]^_`{|}~AZaz09",
+            ),
+            // An empty value and an empty property value.
+            ("key=", "key="),
+            ("key=;p=", "key=;p="),
+            // Percent-encoding: decoded, and written back for what needs it.
+            ("key=a%20b%2C%3B%22%5C", "key=a%20b%2C%3B%22%5C"),
+            ("key=%61%62c", "key=abc"),
+            ("key=%e2%82%ac", "key=%E2%82%AC"),
+            ("key=100%25", "key=100%25"),
+            // A `%` without two hex digits is kept as a `%`.
+            ("key=100%", "key=100%25"),
+            ("key=%zz%4", "key=%25zz%254"),
+            // Empty members are skipped.
+            ("a=1,,b=2, ,", "a=1,b=2"),
+            // Malformed members are skipped, the others kept.
+            ("a=1,no-equals,b=2", "a=1,b=2"),
+            ("a=1,=2,b=2", "a=1,b=2"),
+            ("a=1,k(ey)=2,b=2", "a=1,b=2"),
+            ("a=1,k y=2,b=2", "a=1,b=2"),
+            ("a=1,k=v w,b=2", "a=1,b=2"),
+            ("a=1,k=\"v\",b=2", "a=1,b=2"),
+            ("a=1,k=v\\w,b=2", "a=1,b=2"),
+            ("a=1,k=é,b=2", "a=1,b=2"),
+            ("a=1,k=v;,b=2", "a=1,b=2"),
+            ("a=1,k=v;p q,b=2", "a=1,b=2"),
+            ("a=1,k=v;=x,b=2", "a=1,b=2"),
+            ("a=1,k=v;p=x y,b=2", "a=1,b=2"),
+            // `=` is a baggage-octet, so it may appear in a value.
+            ("a=1,k=v=w,b=2", "a=1,k=v=w,b=2"),
+            // A repeated key: the later member wins, in the earlier place.
+            ("a=1,b=2,a=3;p", "a=3;p,b=2"),
+        ];
+        for (input, output) in table {
+            let baggage = parse(input);
+            assert_eq!(baggage.to_string(), *output, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn values_are_decoded() {
+        let baggage = parse("a=%E2%82%AC%20x, b=%FF%FEok, c=%F0%9F%98;p=%41");
+        assert_eq!(baggage.get("a"), Some("€ x"));
+        // Not UTF-8 after decoding: U+FFFD.
+        assert_eq!(baggage.get("b"), Some("\u{FFFD}\u{FFFD}ok"));
+        assert_eq!(baggage.get("c"), Some("\u{FFFD}"));
+        let member = baggage.member("c").unwrap();
+        assert_eq!(member.properties()[0].value(), Some("A"));
+    }
+
+    #[test]
+    fn output_encodes_everything_outside_baggage_octet() {
+        let mut baggage = Baggage::new();
+        baggage.insert("k", "a b,c;d\"e\\f%g\u{7f}h\u{0}é€");
+        let header = baggage.to_string();
+        assert_eq!(header, "k=a%20b%2Cc%3Bd%22e%5Cf%25g%7Fh%00%C3%A9%E2%82%AC");
+        assert_eq!(parse(&header), baggage);
+    }
+
+    #[test]
+    fn properties_are_kept() {
+        let baggage = parse("k=v;flag;ttl = 60 ;note=a%20b");
+        let member = baggage.member("k").unwrap();
+        let props: Vec<_> = member
+            .properties()
+            .iter()
+            .map(|p| (p.key(), p.value()))
+            .collect();
+        assert_eq!(
+            props,
+            [("flag", None), ("ttl", Some("60")), ("note", Some("a b"))]
+        );
+        assert_eq!(baggage.to_string(), "k=v;flag;ttl=60;note=a%20b");
+    }
+
+    #[test]
+    fn header_lines_are_one_list() {
+        let baggage = Baggage::from_headers(["a=1,b=2", "", "c=3", "a=4"]);
+        assert_eq!(baggage.to_string(), "a=4,b=2,c=3");
+    }
+
+    #[test]
+    fn members_that_cannot_be_written_are_left_out() {
+        let mut baggage = Baggage::new();
+        baggage.insert("bad key", "1");
+        baggage.insert("", "2");
+        baggage.insert("good", "3");
+        baggage.insert_member(
+            BaggageMember::new("prop", "4").with_property(BaggageProperty::new("p q", None)),
+        );
+        assert_eq!(baggage.to_string(), "good=3");
+    }
+
+    #[test]
+    fn sixty_four_members_are_kept_and_no_more() {
+        let members: Vec<String> = (0..70).map(|i| format!("k{i}=v")).collect();
+        let baggage = parse(&members.join(","));
+        assert_eq!(baggage.len(), 64);
+        assert_eq!(baggage.get("k63"), Some("v"));
+        assert_eq!(baggage.get("k64"), None);
+
+        // A `Baggage` built in code may hold more; only 64 are written.
+        let big: Baggage = (0..70).map(|i| (format!("k{i}"), "v")).collect();
+        assert_eq!(big.len(), 70);
+        assert_eq!(big.to_string(), members[..64].join(","));
+    }
+
+    #[test]
+    fn eight_kilobytes_are_kept_whole_members_only() {
+        // 8 members of 1000 bytes, then one that no longer fits, then a small one.
+        let fill = |i: usize| format!("k{i}={}", "v".repeat(1000 - 3));
+        let mut members: Vec<String> = (0..8).map(fill).collect();
+        let exact = members.join(",");
+        assert_eq!(exact.len(), 8007);
+        members.push(format!("big={}", "x".repeat(500)));
+        members.push(format!("s={}", "y".repeat(182)));
+        let baggage = parse(&members.join(","));
+        let header = baggage.to_string();
+        assert_eq!(header.len(), Baggage::MAX_LEN);
+        assert_eq!(baggage.get("big"), None);
+        assert_eq!(baggage.len(), 9);
+        assert_eq!(header, format!("{exact},{}", members[9]));
+
+        // The header is full: even the smallest member no longer fits.
+        members.push("t=".to_owned());
+        let baggage = parse(&members.join(","));
+        assert_eq!(baggage.len(), 9);
+        assert_eq!(baggage.get("t"), None);
+
+        // The limit counts the encoded length.
+        let mut encoded = Baggage::new();
+        encoded.insert("a", " ".repeat(2000));
+        encoded.insert("b", " ".repeat(2000));
+        assert_eq!(encoded.to_string().len(), 6002);
+        assert_eq!(parse(&encoded.to_string()).len(), 1);
+    }
+
+    #[test]
+    fn strict_parse_reports_the_first_bad_member() {
+        use InvalidBaggage::*;
+        let table: &[(&str, InvalidBaggage)] = &[
+            ("a=1,,b=2", EmptyMember { member: 2 }),
+            ("a=1,", EmptyMember { member: 2 }),
+            ("a", MissingEquals { member: 1 }),
+            ("a=1,b", MissingEquals { member: 2 }),
+            ("a b=1", InvalidKey { member: 1 }),
+            ("=1", InvalidKey { member: 1 }),
+            ("a=1 2", InvalidValue { member: 1 }),
+            ("a=é", InvalidValue { member: 1 }),
+            ("a=1;", InvalidProperty { member: 1 }),
+            ("a=1;p=\"x\"", InvalidProperty { member: 1 }),
+            ("a=1,a=2", DuplicateKey { member: 2 }),
+        ];
+        for (input, expected) in table {
+            assert_eq!(Baggage::parse_strict(input), Err(*expected), "{input:?}");
+            assert!(expected.to_string().starts_with("baggage "));
+        }
+        let many: Vec<String> = (0..65).map(|i| format!("k{i}=v")).collect();
+        assert_eq!(Baggage::parse_strict(&many.join(",")), Err(TooManyMembers));
+        assert_eq!(
+            Baggage::parse_strict(&many[..64].join(",")).unwrap().len(),
+            64
+        );
+        let long = format!("k={}", "v".repeat(8191));
+        assert_eq!(Baggage::parse_strict(&long), Err(TooLong));
+        assert_eq!(Baggage::parse_strict(""), Ok(Baggage::new()));
+        assert_eq!(
+            Baggage::parse_strict(" a = 1 ; p ").unwrap().to_string(),
+            "a=1;p"
+        );
     }
 }

@@ -1,0 +1,590 @@
+//! W3C Trace Context `tracestate`: vendor-specific `key=value` members, in order.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::trim_ows_str;
+
+/// A `tracestate` header value: an ordered list of up to 32 `key=value`
+/// members with unique keys, the most recently changed one first.
+///
+/// ```
+/// use context_runtime::w3c::TraceState;
+///
+/// // Several header lines are one list, in order.
+/// let mut state = TraceState::from_headers(["rojo=00f067aa0ba902b7", "congo=t61rcWkgMzE,,"])?;
+/// assert_eq!(state.get("congo"), Some("t61rcWkgMzE"));
+///
+/// // A changed or new member moves to the front.
+/// state.insert("congo", "ucfJifl5GOE")?;
+/// assert_eq!(state.to_string(), "congo=ucfJifl5GOE,rojo=00f067aa0ba902b7");
+///
+/// // One invalid member discards the whole header.
+/// assert!("rojo=1,Congo=2".parse::<TraceState>().is_err());
+/// assert!("rojo=1,rojo=2".parse::<TraceState>().is_err());
+/// # Ok::<(), context_runtime::w3c::InvalidTraceState>(())
+/// ```
+///
+/// # Grammar
+///
+/// Per W3C Trace Context Level 2:
+///
+/// - a key is a lowercase letter followed by up to 255 lowercase letters,
+///   digits, `_`, `-`, `*`, `/` and `@` (so `tenant@vendor` keys are simple
+///   keys in Level 2). Level 1 also allowed a multi-tenant key whose tenant
+///   begins with a digit (`0ab@vendor`: a tenant of up to 241 characters, `@`,
+///   and a vendor of up to 14 starting with a letter); those are accepted too,
+///   so that a Level 1 peer's state is never discarded;
+/// - a value is 1 to 256 printable ASCII characters (`0x20` to `0x7e`) other
+///   than `,` and `=`, and does not end with a space;
+/// - members are separated by `,` with optional spaces and tabs around it;
+///   empty members are allowed and ignored;
+/// - at most 32 members, and no key twice (also across header lines).
+///
+/// If anything is wrong, the whole header is invalid: [`FromStr`] and
+/// [`TraceState::from_headers`] return an [`InvalidTraceState`], and a
+/// receiver then goes on with an empty `tracestate`.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct TraceState {
+    /// `(key, value)` pairs, leftmost first; keys unique and valid.
+    members: Vec<(String, String)>,
+}
+
+impl TraceState {
+    /// The most members a `tracestate` may have.
+    pub const MAX_MEMBERS: usize = 32;
+
+    /// The longest key.
+    pub const MAX_KEY_LEN: usize = 256;
+
+    /// The longest value.
+    pub const MAX_VALUE_LEN: usize = 256;
+
+    /// Members longer than this are the first to go when truncating.
+    const LONG_MEMBER: usize = 128;
+
+    /// An empty list.
+    pub const fn new() -> Self {
+        TraceState {
+            members: Vec::new(),
+        }
+    }
+
+    /// Parses several `tracestate` header lines as one list, in order (as an
+    /// HTTP recipient combines repeated field lines with `,`).
+    pub fn from_headers<'a, I>(values: I) -> Result<TraceState, InvalidTraceState>
+    where
+        I: IntoIterator<Item = &'a str>,
+    {
+        let mut state = TraceState::new();
+        let mut position = 0;
+        for value in values {
+            for member in value.split(',') {
+                let member = trim_ows_str(member);
+                if member.is_empty() {
+                    continue;
+                }
+                position += 1;
+                if position > Self::MAX_MEMBERS {
+                    return Err(InvalidTraceState::TooManyMembers);
+                }
+                let (key, value) = member
+                    .split_once('=')
+                    .ok_or(InvalidTraceState::MissingEquals { member: position })?;
+                if !is_valid_key(key) {
+                    return Err(InvalidTraceState::InvalidKey { member: position });
+                }
+                if !is_valid_value(value) {
+                    return Err(InvalidTraceState::InvalidValue { member: position });
+                }
+                if state.get(key).is_some() {
+                    return Err(InvalidTraceState::DuplicateKey { member: position });
+                }
+                state.members.push((key.to_owned(), value.to_owned()));
+            }
+        }
+        Ok(state)
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `key` to `value` and moves the member to the front, as the spec
+    /// asks for a new or changed member. When a new member makes the list
+    /// longer than 32, the rightmost member is removed.
+    ///
+    /// An invalid key or value is an error (reported as member 1, the place it
+    /// would have taken) and leaves the list unchanged.
+    pub fn insert(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<(), InvalidTraceState> {
+        let (key, value) = (key.into(), value.into());
+        if !is_valid_key(&key) {
+            return Err(InvalidTraceState::InvalidKey { member: 1 });
+        }
+        if !is_valid_value(&value) {
+            return Err(InvalidTraceState::InvalidValue { member: 1 });
+        }
+        self.remove(&key);
+        self.members.insert(0, (key, value));
+        self.members.truncate(Self::MAX_MEMBERS);
+        Ok(())
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        let index = self.members.iter().position(|(k, _)| k == key)?;
+        Some(self.members.remove(index).1)
+    }
+
+    /// `(key, value)` pairs, leftmost first.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.members.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether there are no members. An empty `tracestate` is better not sent.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The length of the header value [`Display`](fmt::Display) writes.
+    pub fn header_len(&self) -> usize {
+        let members: usize = self.members.iter().map(|(k, v)| member_len(k, v)).sum();
+        members + self.members.len().saturating_sub(1)
+    }
+
+    /// Removes whole members until the header value is at most `max_len`
+    /// characters, as the spec advises: first members longer than 128
+    /// characters, rightmost first, then the rightmost members.
+    ///
+    /// The spec asks every vendor to propagate at least 512 characters.
+    ///
+    /// ```
+    /// use context_runtime::w3c::TraceState;
+    ///
+    /// let long = "x".repeat(200);
+    /// let mut state: TraceState = format!("a=1,big={long},b=2,c=3").parse()?;
+    /// state.truncate(10);
+    /// assert_eq!(state.to_string(), "a=1,b=2");
+    /// # Ok::<(), context_runtime::w3c::InvalidTraceState>(())
+    /// ```
+    pub fn truncate(&mut self, max_len: usize) {
+        let mut len = self.header_len();
+        while len > max_len {
+            let long = self
+                .members
+                .iter()
+                .rposition(|(k, v)| member_len(k, v) > Self::LONG_MEMBER);
+            let index = match long {
+                Some(index) => index,
+                None => match self.members.len().checked_sub(1) {
+                    Some(last) => last,
+                    None => return,
+                },
+            };
+            let (k, v) = self.members.remove(index);
+            len -= member_len(&k, &v) + usize::from(!self.members.is_empty());
+        }
+    }
+
+    /// This list [truncated](TraceState::truncate) to `max_len` characters.
+    #[must_use]
+    pub fn truncated(mut self, max_len: usize) -> TraceState {
+        self.truncate(max_len);
+        self
+    }
+}
+
+/// The length of `key=value`.
+fn member_len(key: &str, value: &str) -> usize {
+    key.len() + 1 + value.len()
+}
+
+/// A Level 2 key, or a Level 1 multi-tenant key whose tenant starts with a
+/// digit.
+fn is_valid_key(key: &str) -> bool {
+    match key.as_bytes().split_first() {
+        Some((first, rest)) if first.is_ascii_lowercase() => {
+            rest.len() < TraceState::MAX_KEY_LEN
+                && rest.iter().all(|&c| is_key_char(c) || c == b'@')
+        }
+        Some((first, _)) if first.is_ascii_digit() => is_level1_multi_tenant_key(key),
+        _ => false,
+    }
+}
+
+/// Level 1: `tenant-id "@" system-id`, a tenant of 1 to 241 characters
+/// starting with a letter or digit, and a system of 1 to 14 starting with a
+/// letter.
+fn is_level1_multi_tenant_key(key: &str) -> bool {
+    let Some((tenant, system)) = key.split_once('@') else {
+        return false;
+    };
+    let tenant_ok = matches!(tenant.as_bytes().split_first(),
+        Some((first, rest)) if (first.is_ascii_lowercase() || first.is_ascii_digit())
+            && rest.len() <= 240
+            && rest.iter().all(|&c| is_key_char(c)));
+    let system_ok = matches!(system.as_bytes().split_first(),
+        Some((first, rest)) if first.is_ascii_lowercase()
+            && rest.len() <= 13
+            && rest.iter().all(|&c| is_key_char(c)));
+    tenant_ok && system_ok
+}
+
+/// `lcalpha / DIGIT / "_" / "-" / "*" / "/"`.
+fn is_key_char(c: u8) -> bool {
+    matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/')
+}
+
+/// `0*255(chr) nblk-chr`: printable ASCII without `,` and `=`, not ending in
+/// a space.
+fn is_valid_value(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.len() <= TraceState::MAX_VALUE_LEN
+        && matches!(bytes.last(), Some(&c) if c != b' ')
+        && bytes
+            .iter()
+            .all(|&c| matches!(c, 0x20..=0x7e) && c != b',' && c != b'=')
+}
+
+impl FromStr for TraceState {
+    type Err = InvalidTraceState;
+
+    /// Parses one header value. See [`TraceState::from_headers`] for several.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TraceState::from_headers([s])
+    }
+}
+
+/// Members joined by `,`, leftmost first, without whitespace.
+impl fmt::Display for TraceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (k, v)) in self.members.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{k}={v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TraceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// Why a `tracestate` header was rejected as a whole.
+///
+/// `member` is the 1-based position of the offending member among the
+/// non-empty members of all the header lines read together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidTraceState {
+    /// More than 32 members.
+    TooManyMembers,
+    /// A member without `=` between key and value.
+    MissingEquals {
+        /// The member's position.
+        member: usize,
+    },
+    /// A key outside the grammar (lowercase letters, digits, `_ - * / @`,
+    /// starting with a letter, at most 256 characters).
+    InvalidKey {
+        /// The member's position.
+        member: usize,
+    },
+    /// A value outside the grammar (1 to 256 printable ASCII characters
+    /// without `,` or `=`, not ending in a space).
+    InvalidValue {
+        /// The member's position.
+        member: usize,
+    },
+    /// A key that an earlier member already has.
+    DuplicateKey {
+        /// The member's position.
+        member: usize,
+    },
+}
+
+impl fmt::Display for InvalidTraceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidTraceState::TooManyMembers => write!(
+                f,
+                "tracestate has more than {} members",
+                TraceState::MAX_MEMBERS
+            ),
+            InvalidTraceState::MissingEquals { member } => {
+                write!(f, "tracestate member {member} has no `=`")
+            }
+            InvalidTraceState::InvalidKey { member } => write!(
+                f,
+                "tracestate member {member} has an invalid key: expected a lowercase letter \
+                 and up to 255 of `a-z`, `0-9`, `_`, `-`, `*`, `/` and `@`"
+            ),
+            InvalidTraceState::InvalidValue { member } => write!(
+                f,
+                "tracestate member {member} has an invalid value: expected 1 to 256 printable \
+                 ASCII characters without `,` or `=`, not ending in a space"
+            ),
+            InvalidTraceState::DuplicateKey { member } => {
+                write!(
+                    f,
+                    "tracestate member {member} repeats the key of an earlier member"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for InvalidTraceState {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<TraceState, InvalidTraceState> {
+        s.parse()
+    }
+
+    #[test]
+    fn valid_headers() {
+        let key256 = format!("k{}", "z".repeat(255));
+        let value256 = "v".repeat(256);
+        let level1_tenant = format!("{}@{}", "1".repeat(241), "v".repeat(14));
+        let table: Vec<(String, String)> = vec![
+            ("".into(), "".into()),
+            (" , ,\t,".into(), "".into()),
+            ("foo=1".into(), "foo=1".into()),
+            ("foo=1,bar=2".into(), "foo=1,bar=2".into()),
+            // Optional whitespace around commas; empty members ignored.
+            (
+                " foo=1 ,\tbar=2\t, ,baz=3 ,".into(),
+                "foo=1,bar=2,baz=3".into(),
+            ),
+            ("foo=1,,,bar=2".into(), "foo=1,bar=2".into()),
+            // All key characters.
+            (
+                "a0_-*/@x=1,congo=t61rcWkgMzE".into(),
+                "a0_-*/@x=1,congo=t61rcWkgMzE".into(),
+            ),
+            // Level 2 keys with `@` anywhere after the first character.
+            ("fw529a3039@dt=1".into(), "fw529a3039@dt=1".into()),
+            (
+                "foo@=1,foo@@bar=2,a@b@c=3".into(),
+                "foo@=1,foo@@bar=2,a@b@c=3".into(),
+            ),
+            // Level 1 multi-tenant keys whose tenant starts with a digit.
+            (
+                "14a8fe8b-9bb7b2b1@dt=fw4".into(),
+                "14a8fe8b-9bb7b2b1@dt=fw4".into(),
+            ),
+            (format!("{level1_tenant}=1"), format!("{level1_tenant}=1")),
+            // Longest key and value.
+            (format!("{key256}=1"), format!("{key256}=1")),
+            (format!("k={value256}"), format!("k={value256}")),
+            // Values: every printable character but `,` and `=`, inner and
+            // leading spaces.
+            (
+                "k=!\"#$%&'()*+-./:;<>?@[\\]^_`{|}~ AZaz09".into(),
+                "k=!\"#$%&'()*+-./:;<>?@[\\]^_`{|}~ AZaz09".into(),
+            ),
+            ("k= leading".into(), "k= leading".into()),
+            ("k=a b".into(), "k=a b".into()),
+        ];
+        for (input, output) in &table {
+            let state = parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!(&state.to_string(), output, "{input:?}");
+            assert_eq!(state.header_len(), output.len());
+        }
+    }
+
+    #[test]
+    fn thirty_two_members_are_fine_thirty_three_are_not() {
+        let members: Vec<String> = (0..33).map(|i| format!("k{i}=v{i}")).collect();
+        let state = parse(&members[..32].join(",")).unwrap();
+        assert_eq!(state.len(), 32);
+        assert_eq!(
+            parse(&members.join(",")),
+            Err(InvalidTraceState::TooManyMembers)
+        );
+        // Empty members do not count.
+        assert_eq!(parse(&members[..32].join(",,")).unwrap().len(), 32);
+        // The limit holds across header lines.
+        let (a, b) = members.split_at(20);
+        assert_eq!(
+            TraceState::from_headers([a.join(",").as_str(), b.join(",").as_str()]),
+            Err(InvalidTraceState::TooManyMembers)
+        );
+    }
+
+    #[test]
+    fn invalid_headers() {
+        use InvalidTraceState::*;
+        let table: Vec<(String, InvalidTraceState)> = vec![
+            ("foo".into(), MissingEquals { member: 1 }),
+            ("foo=1,bar".into(), MissingEquals { member: 2 }),
+            // Keys.
+            ("=1".into(), InvalidKey { member: 1 }),
+            ("Foo=1".into(), InvalidKey { member: 1 }),
+            ("foo=1,BAR=2".into(), InvalidKey { member: 2 }),
+            ("1foo=1".into(), InvalidKey { member: 1 }),
+            ("_foo=1".into(), InvalidKey { member: 1 }),
+            ("@foo=1".into(), InvalidKey { member: 1 }),
+            ("foo.bar=1".into(), InvalidKey { member: 1 }),
+            ("foo =1".into(), InvalidKey { member: 1 }),
+            ("fo o=1".into(), InvalidKey { member: 1 }),
+            ("föo=1".into(), InvalidKey { member: 1 }),
+            (format!("k{}=1", "z".repeat(256)), InvalidKey { member: 1 }),
+            // Level 1 multi-tenant limits for digit-first tenants.
+            (format!("{}@v=1", "1".repeat(242)), InvalidKey { member: 1 }),
+            (format!("1@{}=1", "v".repeat(15)), InvalidKey { member: 1 }),
+            ("1@=1".into(), InvalidKey { member: 1 }),
+            ("1@2v=1".into(), InvalidKey { member: 1 }),
+            ("1@v@w=1".into(), InvalidKey { member: 1 }),
+            // Values.
+            ("foo=".into(), InvalidValue { member: 1 }),
+            ("foo= ".into(), InvalidValue { member: 1 }),
+            ("foo=1=2".into(), InvalidValue { member: 1 }),
+            ("foo=a\u{7f}".into(), InvalidValue { member: 1 }),
+            ("foo=a\u{1}b".into(), InvalidValue { member: 1 }),
+            ("foo=a\tb".into(), InvalidValue { member: 1 }),
+            ("foo=é".into(), InvalidValue { member: 1 }),
+            (
+                format!("foo={}", "v".repeat(257)),
+                InvalidValue { member: 1 },
+            ),
+            // Duplicates.
+            ("foo=1,foo=1".into(), DuplicateKey { member: 2 }),
+            ("foo=1,bar=2,foo=3".into(), DuplicateKey { member: 3 }),
+        ];
+        for (input, expected) in &table {
+            assert_eq!(parse(input), Err(*expected), "{input:?}");
+            assert!(expected.to_string().starts_with("tracestate "));
+        }
+    }
+
+    #[test]
+    fn header_lines_are_one_list() {
+        let state = TraceState::from_headers(["foo=1", "", "bar=2 , baz=3"]).unwrap();
+        assert_eq!(state.to_string(), "foo=1,bar=2,baz=3");
+        // A duplicate across lines, or a bad member in any line, discards all.
+        assert_eq!(
+            TraceState::from_headers(["foo=1", "foo=1"]),
+            Err(InvalidTraceState::DuplicateKey { member: 2 })
+        );
+        assert_eq!(
+            TraceState::from_headers(["foo=1", "bar=2,Baz=3"]),
+            Err(InvalidTraceState::InvalidKey { member: 3 })
+        );
+        assert_eq!(
+            TraceState::from_headers(Vec::<&str>::new()),
+            Ok(TraceState::new())
+        );
+    }
+
+    #[test]
+    fn insert_moves_the_member_to_the_front() {
+        let mut state = parse("a=1,b=2,c=3").unwrap();
+        state.insert("b", "22").unwrap();
+        assert_eq!(state.to_string(), "b=22,a=1,c=3");
+        state.insert("d", "4").unwrap();
+        assert_eq!(state.to_string(), "d=4,b=22,a=1,c=3");
+        assert_eq!(state.get("a"), Some("1"));
+        assert_eq!(state.remove("a"), Some("1".to_owned()));
+        assert_eq!(state.remove("a"), None);
+        assert_eq!(state.to_string(), "d=4,b=22,c=3");
+        assert_eq!(
+            state.iter().collect::<Vec<_>>(),
+            [("d", "4"), ("b", "22"), ("c", "3")]
+        );
+    }
+
+    #[test]
+    fn insert_rejects_invalid_members_and_keeps_the_list() {
+        let mut state = parse("a=1").unwrap();
+        assert_eq!(
+            state.insert("A", "1"),
+            Err(InvalidTraceState::InvalidKey { member: 1 })
+        );
+        assert_eq!(
+            state.insert("b", "x,y"),
+            Err(InvalidTraceState::InvalidValue { member: 1 })
+        );
+        assert_eq!(
+            state.insert("b", "trailing "),
+            Err(InvalidTraceState::InvalidValue { member: 1 })
+        );
+        assert_eq!(state.to_string(), "a=1");
+    }
+
+    #[test]
+    fn insert_into_a_full_list_drops_the_rightmost() {
+        let header: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
+        let mut state = parse(&header.join(",")).unwrap();
+        state.insert("new", "1").unwrap();
+        assert_eq!(state.len(), 32);
+        assert_eq!(state.iter().next(), Some(("new", "1")));
+        assert_eq!(state.get("k31"), None);
+        assert_eq!(state.get("k30"), Some("v"));
+        // Updating a member of a full list drops nothing.
+        state.insert("k0", "2").unwrap();
+        assert_eq!(state.len(), 32);
+        assert_eq!(state.get("k30"), Some("v"));
+    }
+
+    #[test]
+    fn truncation_removes_long_members_first_then_from_the_right() {
+        let long1 = format!("l1={}", "x".repeat(130));
+        let long2 = format!("l2={}", "y".repeat(200));
+        let state = parse(&format!("a=1,{long1},b=2,{long2},c=3")).unwrap();
+
+        // Only as many long members as needed go, rightmost first.
+        let t = state.clone().truncated(state.header_len() - 1);
+        assert_eq!(t.to_string(), format!("a=1,{long1},b=2,c=3"));
+        // Then the other long one.
+        let t = state.clone().truncated(20);
+        assert_eq!(t.to_string(), "a=1,b=2,c=3");
+        // Then short members from the right.
+        let t = state.clone().truncated(7);
+        assert_eq!(t.to_string(), "a=1,b=2");
+        assert_eq!(state.clone().truncated(2).to_string(), "");
+        // A list that fits is unchanged.
+        assert_eq!(state.clone().truncated(512), state);
+        // A 128-character member is not "long".
+        let m128 = format!("m={}", "z".repeat(126));
+        let t = parse(&format!("{m128},a=1")).unwrap().truncated(128);
+        assert_eq!(t.to_string(), m128);
+    }
+
+    #[test]
+    fn truncation_never_exceeds_the_limit() {
+        let members: Vec<String> = (0..32)
+            .map(|i| format!("k{i}={}", "v".repeat(i * 7 + 1)))
+            .collect();
+        let state = parse(&members.join(",")).unwrap();
+        for max in 0..=state.header_len() + 1 {
+            let t = state.clone().truncated(max);
+            assert!(t.to_string().len() <= max, "{max}");
+            assert_eq!(t.header_len(), t.to_string().len());
+            // Whole members only.
+            for (k, v) in t.iter() {
+                assert_eq!(state.get(k), Some(v));
+            }
+        }
+    }
+}
