@@ -41,6 +41,53 @@ pub fn infallible<E: CannotFail>(result: Result<Context, E>) -> Context {
     }
 }
 
+/// How a read error becomes the error of a function that returns `Result`,
+/// picked by method resolution on `(&error).__context_error_kind()`: the error
+/// of a source that cannot fail ([`Infallible`]) needs no `From` impl; any
+/// other is converted with `From`.
+pub trait NeverError {
+    /// The error is [`Infallible`].
+    fn __context_error_kind(&self) -> Never {
+        Never
+    }
+}
+
+impl NeverError for Infallible {}
+
+/// The fallback of [`NeverError`]: the error is converted with `From`.
+pub trait ConvertError {
+    /// The error is converted with `From`.
+    fn __context_error_kind(&self) -> Convert {
+        Convert
+    }
+}
+
+impl<T: ?Sized> ConvertError for &T {}
+
+/// See [`NeverError`].
+#[derive(Debug, Clone, Copy)]
+pub struct Never;
+
+impl Never {
+    /// Never called: there is no such error.
+    #[inline]
+    pub fn into_error<E>(self, error: Infallible) -> E {
+        match error {}
+    }
+}
+
+/// See [`ConvertError`].
+#[derive(Debug, Clone, Copy)]
+pub struct Convert;
+
+impl Convert {
+    /// The function's error, from the source's.
+    #[inline]
+    pub fn into_error<T, E: From<T>>(self, error: T) -> E {
+        From::from(error)
+    }
+}
+
 /// A fresh root context for `#[with_context(fresh)]`.
 #[inline]
 pub fn fresh(source: Option<&'static str>) -> Context {

@@ -1,0 +1,33 @@
+//! `#[derive(Carrier)]`: a job payload whose marked fields make it a
+//! `ContextSource`.
+//!
+//! A non-`Option` `#[carrier(tenant)]` field makes the tenant *required by
+//! the type*: a payload without one does not deserialize, so no code is
+//! needed at run time to refuse it.
+
+use proc_macro2::TokenStream;
+use syn::DeriveInput;
+
+mod ast;
+mod expand;
+mod valid;
+
+/// Parses, validates and expands the derive; on error, the errors and a
+/// fallback impl, so one mistake gives one message.
+pub(crate) fn derive(input: TokenStream) -> TokenStream {
+    let input: DeriveInput = match syn::parse2(input) {
+        Ok(input) => input,
+        Err(error) => return error.to_compile_error(),
+    };
+    match ast::Input::from_syn(&input).and_then(|model| {
+        valid::check(&model)?;
+        Ok(expand::source_impl(&model))
+    }) {
+        Ok(expanded) => expanded,
+        Err(error) => {
+            let mut tokens = error.to_compile_error();
+            tokens.extend(expand::fallback(&input));
+            tokens
+        }
+    }
+}

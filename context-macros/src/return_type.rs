@@ -1,0 +1,82 @@
+//! What can be seen of a function's return type from its syntax.
+
+use syn::visit::Visit;
+use syn::{ReturnType, Type};
+
+/// Whether the return type is syntactically a `Result` (`Result<T, E>`,
+/// `io::Result<T>`, `anyhow::Result<T>`…): the last segment of its path.
+pub(crate) fn is_result(output: &ReturnType) -> bool {
+    match output {
+        ReturnType::Default => false,
+        ReturnType::Type(_, ty) => is_result_type(ty),
+    }
+}
+
+fn is_result_type(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "Result"),
+        Type::Paren(paren) => is_result_type(&paren.elem),
+        Type::Group(group) => is_result_type(&group.elem),
+        _ => false,
+    }
+}
+
+/// Whether the type can be written in a `let` (it has no `impl Trait`).
+pub(crate) fn is_nameable(ty: &Type) -> bool {
+    struct FindImpl(bool);
+    impl<'ast> Visit<'ast> for FindImpl {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+        fn visit_type_infer(&mut self, _: &'ast syn::TypeInfer) {
+            self.0 = true;
+        }
+    }
+    let mut finder = FindImpl(false);
+    finder.visit_type(ty);
+    !finder.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(ty: &str) -> ReturnType {
+        syn::parse_str::<syn::Signature>(&format!("fn f() -> {ty}"))
+            .unwrap()
+            .output
+    }
+
+    #[test]
+    fn results_are_recognised_by_their_last_segment() {
+        for ty in [
+            "Result<(), E>",
+            "anyhow::Result<u8>",
+            "std::io::Result<()>",
+            "(Result<(), E>)",
+        ] {
+            assert!(is_result(&output(ty)), "{ty}");
+        }
+        for ty in [
+            "Option<u8>",
+            "()",
+            "impl Future<Output = Result<(), E>>",
+            "Results",
+        ] {
+            assert!(!is_result(&output(ty)), "{ty}");
+        }
+        assert!(!is_result(&ReturnType::Default));
+    }
+
+    #[test]
+    fn impl_trait_is_not_nameable() {
+        let ty = |s: &str| syn::parse_str::<Type>(s).unwrap();
+        assert!(is_nameable(&ty("Result<&'a str, Box<dyn Error>>")));
+        assert!(!is_nameable(&ty("impl Display")));
+        assert!(!is_nameable(&ty("Result<impl Display, E>")));
+    }
+}
