@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::scope::{self, Scoped};
 use crate::trace::{SpanId, TraceFlags, TraceId};
-use crate::w3c::Baggage;
+use crate::w3c::{Baggage, TraceState};
 use crate::{TenantId, TenantRequired, UserRef};
 
 type Values = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
@@ -49,6 +49,7 @@ struct Inner {
     trace_id: TraceId,
     parent_span_id: Option<SpanId>,
     trace_flags: TraceFlags,
+    trace_state: Option<TraceState>,
     tenant: Option<TenantId>,
     user: Option<UserRef>,
     source: Option<Cow<'static, str>>,
@@ -102,6 +103,12 @@ impl Context {
     /// The W3C trace flags (sampled by default for a root context).
     pub fn trace_flags(&self) -> TraceFlags {
         self.inner.trace_flags
+    }
+
+    /// The W3C `tracestate` that came with the trace, if any (vendor data,
+    /// forwarded unchanged on outgoing calls).
+    pub fn trace_state(&self) -> Option<&TraceState> {
+        self.inner.trace_state.as_ref()
     }
 
     /// The tenant, if any. There is never a default tenant.
@@ -290,6 +297,7 @@ pub struct ContextBuilder {
     trace_id: Option<TraceId>,
     parent_span_id: Option<SpanId>,
     trace_flags: Option<TraceFlags>,
+    trace_state: Option<TraceState>,
     tenant: Option<TenantId>,
     user: Option<UserRef>,
     source: Option<Cow<'static, str>>,
@@ -328,6 +336,12 @@ impl ContextBuilder {
     /// The trace flags (default: sampled, and random for a fresh trace id).
     pub fn trace_flags(mut self, flags: TraceFlags) -> Self {
         self.trace_flags = Some(flags);
+        self
+    }
+
+    /// The W3C `tracestate`.
+    pub fn trace_state(mut self, state: TraceState) -> Self {
+        self.trace_state = Some(state);
         self
     }
 
@@ -395,6 +409,7 @@ impl ContextBuilder {
                 trace_id,
                 parent_span_id: self.parent_span_id,
                 trace_flags,
+                trace_state: self.trace_state,
                 tenant: self.tenant,
                 user: self.user,
                 source: self.source,

@@ -52,12 +52,19 @@
 //!
 //! # Cargo features
 //!
+//! - `http`: [`http`]: W3C `traceparent`, `tracestate` and `baggage` in an
+//!   `http::HeaderMap`, and `HeaderMap` as a [`ContextSource`].
+//! - `tower`: [`axum::ContextLayer`], a tower layer that scopes every request.
+//! - `axum`: the layer, plus extractors, and [`TenantRequired`] as a `400`
+//!   problem response.
+//! - `reqwest`: [`http::RequestBuilderExt`] for outgoing calls.
 //! - `uuid`: `uuid::Uuid` as a `#[carrier(tenant)]` field.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod carrier;
 mod context;
+mod propagation;
 mod scope;
 mod source;
 mod task;
@@ -65,8 +72,15 @@ mod tenant;
 mod trace;
 mod user;
 
+pub mod process;
 pub mod thread;
 pub mod w3c;
+
+#[cfg(feature = "http")]
+pub mod http;
+
+#[cfg(any(feature = "axum", feature = "tower"))]
+pub mod axum;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -74,6 +88,9 @@ pub mod __private;
 
 pub use crate::carrier::{Carrier, CarrierError, CARRIER_VERSION};
 pub use crate::context::{Context, ContextBuilder};
+#[cfg(feature = "http")]
+pub use crate::propagation::IdentityResolver;
+pub use crate::propagation::{Identity, Outbound, Propagator, Trust};
 pub use crate::scope::{current, tenant, trace_id, user, with_current, Scoped};
 pub use crate::source::ContextSource;
 pub use crate::task::{spawn, spawn_blocking, FutureExt};
