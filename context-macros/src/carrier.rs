@@ -19,8 +19,8 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         Ok(input) => input,
         Err(error) => return error.to_compile_error(),
     };
-    match ast::Input::from_syn(&input).and_then(|model| {
-        valid::check(&model)?;
+    match ast::Input::from_syn(&input).and_then(|(model, errors)| {
+        valid::check(&model, errors)?;
         Ok(expand::source_impl(&model))
     }) {
         Ok(expanded) => expanded,

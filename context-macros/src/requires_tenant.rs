@@ -9,11 +9,14 @@ use syn::{Attribute, ItemFn, ReturnType};
 use syn::spanned::Spanned;
 
 use crate::option_slot::OptionSlot;
-use crate::{ambient, crate_path, diagnostic, return_type};
+use crate::{ambient, crate_path, diagnostic, respan, return_type};
 
 /// The checked options of one `#[requires_tenant]`.
 pub(crate) struct TenantCheck {
     krate: Option<syn::Path>,
+    /// The error type `E` of `Result<_, E>`, where a missing
+    /// `From<TenantRequired>` is reported.
+    error_span: Span,
 }
 
 /// Parses, validates and expands `#[requires_tenant(args)] item`.
@@ -39,7 +42,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         ambient::check(&item.block).err()
     };
 
-    item.block.stmts.insert(0, syn::parse2(check.statement())?);
+    item.block
+        .stmts
+        .insert(0, syn::parse2(check.statement(None))?);
     let mut expanded = item.into_token_stream();
     if let Some(ambient) = ambient {
         expanded.extend(ambient.to_compile_error());
@@ -84,16 +89,43 @@ fn parse(args: TokenStream, item: &ItemFn) -> syn::Result<TenantCheck> {
     diagnostic::combine(errors)?;
     Ok(TenantCheck {
         krate: krate.take(),
+        error_span: error_type_span(&item.sig.output),
     })
 }
 
+/// The span of `E` in `-> Result<T, E>`, or of the whole return type.
+fn error_type_span(output: &ReturnType) -> Span {
+    let ReturnType::Type(_, ty) = output else {
+        return Span::call_site();
+    };
+    if let syn::Type::Path(path) = &**ty {
+        if let Some(syn::PathArguments::AngleBracketed(args)) =
+            path.path.segments.last().map(|segment| &segment.arguments)
+        {
+            let mut types = args.args.iter().filter_map(|arg| match arg {
+                syn::GenericArgument::Type(ty) => Some(ty),
+                _ => None,
+            });
+            if let (Some(_), Some(error)) = (types.next(), types.next()) {
+                return error.span();
+            }
+        }
+    }
+    ty.span()
+}
+
 impl TenantCheck {
-    /// `if let Err(e) = require_tenant() { return Err(From::from(e)); }`
-    pub(crate) fn statement(&self) -> TokenStream {
-        let private = crate_path::private(self.krate.as_ref());
+    /// `if let Err(e) = require_tenant() { return Err(From::from(e)); }`,
+    /// reaching the runtime through this attribute's `crate`, else `krate`.
+    pub(crate) fn statement(&self, krate: Option<&syn::Path>) -> TokenStream {
+        let private = crate_path::private(self.krate.as_ref().or(krate));
+        let convert = respan::located_at(
+            quote!(::core::convert::From::from(__context_err)),
+            self.error_span,
+        );
         quote! {
             if let ::core::result::Result::Err(__context_err) = #private::require_tenant() {
-                return ::core::result::Result::Err(::core::convert::From::from(__context_err));
+                return ::core::result::Result::Err(#convert);
             }
         }
     }

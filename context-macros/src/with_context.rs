@@ -24,9 +24,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         )
     })?;
 
-    let options = attr::Options::parse(args);
+    let (options, errors) = attr::Options::parse(args);
     let tenant = requires_tenant::later(&item);
-    let checked = options.and_then(|options| attr::validate(options, &item.sig));
+    let checked = attr::validate(options, errors, &item.sig);
 
     let args = match checked {
         Ok(args) => args,

@@ -53,9 +53,10 @@ pub(super) struct Field<'a> {
 }
 
 impl<'a> Input<'a> {
-    /// Reads the struct and its `#[carrier(…)]` attributes, reporting every
-    /// malformed attribute at once.
-    pub(super) fn from_syn(input: &'a DeriveInput) -> syn::Result<Input<'a>> {
+    /// Reads the struct and its `#[carrier(…)]` attributes. A payload that is
+    /// not a struct with named fields is an error; malformed attributes are
+    /// returned beside the model, to be reported with the rules it breaks.
+    pub(super) fn from_syn(input: &'a DeriveInput) -> syn::Result<(Input<'a>, Vec<syn::Error>)> {
         let help = "derive it on a struct, and mark the fields that carry the context with `#[carrier(trace)]`, `#[carrier(tenant)]`, `#[carrier(user)]` or `#[carrier(value)]`";
         let message = "`#[derive(Carrier)]` is only for structs with named fields";
         let named = match &input.data {
@@ -81,13 +82,13 @@ impl<'a> Input<'a> {
                 roles: field_roles(&field.attrs, &mut errors),
             });
         }
-        diagnostic::combine(errors)?;
-        Ok(Input {
+        let model = Input {
             ident: &input.ident,
             generics: &input.generics,
             fields,
             krate,
-        })
+        };
+        Ok((model, errors))
     }
 }
 

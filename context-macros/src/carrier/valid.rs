@@ -3,9 +3,10 @@
 use super::ast::{Input, Role};
 use crate::diagnostic;
 
-/// Checks every rule, reporting every broken one at once.
-pub(super) fn check(input: &Input<'_>) -> syn::Result<()> {
-    let mut errors = Vec::new();
+/// Checks every rule, reporting every broken one (and `errors`, the
+/// malformed attributes) at once.
+pub(super) fn check(input: &Input<'_>, mut errors: Vec<syn::Error>) -> syn::Result<()> {
+    let malformed = !errors.is_empty();
     let mut seen: Vec<(Role, &syn::Ident)> = Vec::new();
     for field in &input.fields {
         let Some(&(first, _)) = field.roles.first() else {
@@ -51,7 +52,7 @@ pub(super) fn check(input: &Input<'_>) -> syn::Result<()> {
             None => seen.push((role, field.ident)),
         }
     }
-    if input.fields.iter().all(|field| field.roles.is_empty()) {
+    if !malformed && input.fields.iter().all(|field| field.roles.is_empty()) {
         errors.push(diagnostic::error_on(
             input.ident,
             "`#[derive(Carrier)]` needs at least one marked field",

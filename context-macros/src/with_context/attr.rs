@@ -38,8 +38,9 @@ pub(super) struct Args {
 }
 
 impl Options {
-    /// Parses every option, reporting every malformed one at once.
-    pub(super) fn parse(args: TokenStream) -> syn::Result<Options> {
+    /// Parses every option; the malformed ones are returned as errors, to be
+    /// reported with those of [`validate`].
+    pub(super) fn parse(args: TokenStream) -> (Options, Vec<syn::Error>) {
         let mut options = Options {
             from: OptionSlot::new("from"),
             fresh: OptionSlot::new("fresh"),
@@ -108,8 +109,7 @@ impl Options {
         if let Err(error) = parser.parse2(args) {
             errors.push(error);
         }
-        diagnostic::combine(errors)?;
-        Ok(options)
+        (options, errors)
     }
 }
 
@@ -124,9 +124,11 @@ fn skip_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
 }
 
 /// Checks the options together, and `from` against the function's arguments.
-pub(super) fn validate(options: Options, sig: &Signature) -> syn::Result<Args> {
-    let mut errors = Vec::new();
-
+pub(super) fn validate(
+    options: Options,
+    mut errors: Vec<syn::Error>,
+    sig: &Signature,
+) -> syn::Result<Args> {
     if sig.asyncness.is_none() {
         errors.push(diagnostic::error_on(
             sig.fn_token,
@@ -135,9 +137,11 @@ pub(super) fn validate(options: Options, sig: &Signature) -> syn::Result<Args> {
         ));
     }
 
+    // A malformed option may be the missing `from` or `fresh`: no knock-on error.
+    let malformed = !errors.is_empty();
     let fresh_span = options.fresh.span();
     match (options.from.span(), fresh_span, options.conflict) {
-        (None, None, _) => errors.push(diagnostic::error_at(
+        (None, None, _) if !malformed => errors.push(diagnostic::error_at(
             Span::call_site(),
             "`#[with_context]` needs to know where the context comes from",
             "read it from an argument with `#[with_context(from = \"job.ctx\")]`, or start a new one with `#[with_context(fresh)]`",
@@ -181,4 +185,47 @@ pub(super) fn validate(options: Options, sig: &Signature) -> syn::Result<Args> {
         origin,
         krate: options.krate.take(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(args: &str) -> Vec<String> {
+        let sig: Signature = syn::parse_str("async fn f(job: Job)").unwrap();
+        let (options, errors) = Options::parse(args.parse().unwrap());
+        let checked = validate(options, errors, &sig);
+        match checked {
+            Ok(_) => Vec::new(),
+            Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn valid_options() {
+        assert!(errors(r#"from = "job.ctx""#).is_empty());
+        assert!(errors(r#"fresh, source = "cron:x", crate = "ctxrt""#).is_empty());
+        assert!(errors("fresh").is_empty());
+    }
+
+    #[test]
+    fn every_independent_mistake_is_reported() {
+        let found = errors(r#"from = "job", tenant = "t", from = "job", fresh"#);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].starts_with("unknown option `tenant`"), "{found:?}");
+        assert!(found[0].contains("`from`, `fresh`, `source` or `crate`"));
+        assert!(
+            found[1].starts_with("`from` is given more than once"),
+            "{found:?}"
+        );
+        assert!(found[2].starts_with("`from` and `fresh` cannot be used together"));
+    }
+
+    #[test]
+    fn an_origin_is_required_and_source_needs_fresh() {
+        assert!(errors("")[0].contains("where the context comes from"));
+        assert!(errors(r#"from = "job", source = "x""#)[0].contains("only applies to a `fresh`"));
+        assert!(errors("fresh = true")[0].contains("`fresh` takes no value"));
+        assert_eq!(errors("from").len(), 1, "no knock-on error");
+    }
 }

@@ -56,7 +56,7 @@ pub(super) fn function(
 
     let fake_return = fake_return_edge(&sig.output, &block);
     let tenant_check = match tenant {
-        Some(Ok(check)) => check.statement(),
+        Some(Ok(check)) => check.statement(args.krate.as_ref()),
         _ => TokenStream::new(),
     };
 

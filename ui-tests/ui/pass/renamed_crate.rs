@@ -41,6 +41,14 @@ async fn tenant_first(job: Job) -> Result<String, Error> {
     Ok(ctxrt::tenant()?.to_string())
 }
 
+// The check a later `#[requires_tenant]` gets inside the scope uses
+// `#[with_context]`'s `crate` too.
+#[with_context(from = "job", crate = "ctxrt")]
+#[requires_tenant]
+async fn shared_path(job: Job) -> Result<String, Error> {
+    Ok(ctxrt::tenant()?.to_string())
+}
+
 #[with_context(fresh, crate = "ctxrt", source = "cron")]
 async fn fresh() -> Option<String> {
     Some(ctxrt::current()?.source()?.to_owned())
@@ -63,6 +71,11 @@ async fn main() {
         })
         .await,
         Err(Error::Carrier)
+    ));
+    assert_eq!(shared_path(job()).await.unwrap(), "t1");
+    assert!(matches!(
+        shared_path(Job { tenant: None }).await,
+        Err(Error::NoTenant)
     ));
     assert_eq!(fresh().await.as_deref(), Some("cron"));
 }
