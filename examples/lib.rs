@@ -1,1 +1,2 @@
-//! Runnable examples of `context-runtime`: see `jobs.rs`.
+//! Runnable examples of `context-runtime`: see `jobs.rs`; `bench_report.rs`
+//! prints the benchmark comparison table.

@@ -5,6 +5,8 @@
 //! it, then expands. Every error sits on the smallest wrong token; on error
 //! the user's item is still emitted so the rest of the crate keeps compiling.
 
+#![forbid(unsafe_code)]
+
 use proc_macro::TokenStream;
 
 mod ambient;

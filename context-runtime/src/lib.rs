@@ -60,6 +60,7 @@
 //! - `reqwest`: [`http::RequestBuilderExt`] for outgoing calls.
 //! - `uuid`: `uuid::Uuid` as a `#[carrier(tenant)]` field.
 
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod carrier;

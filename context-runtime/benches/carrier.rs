@@ -1,0 +1,76 @@
+//! The [`Carrier`] JSON round trip, side by side with the same fields in a
+//! plain `#[derive(Serialize, Deserialize)]` struct.
+//!
+//! This library's round trip is the one a job makes: a context becomes a
+//! carrier, JSON text, a carrier again, and a checked context
+//! (`to_carrier`, `to_json`, `from_json`, `from_carrier`). The baseline is
+//! what an application writes without it: the struct to JSON text and back.
+
+use std::hint::black_box;
+
+use context_runtime::{Carrier, Context, TenantId, UserRef};
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde::{Deserialize, Serialize};
+
+/// The carrier's fields, the way an application would declare them itself.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlainCarrier {
+    #[serde(rename = "v")]
+    version: u32,
+    trace_id: String,
+    tenant_id: Option<String>,
+    user_ref: Option<PlainUser>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct PlainUser {
+    #[serde(rename = "type")]
+    kind: String,
+    id: i64,
+}
+
+fn round_trip(cx: &Context) -> Context {
+    let json = cx.to_carrier().to_json();
+    let carrier = Carrier::from_json(&json).expect("a carrier");
+    Context::from_carrier(&carrier).expect("a valid carrier")
+}
+
+fn plain_round_trip(plain: &PlainCarrier) -> PlainCarrier {
+    let json = serde_json::to_string(plain).expect("serializable");
+    serde_json::from_str(&json).expect("a plain carrier")
+}
+
+fn carrier(c: &mut Criterion) {
+    let cx = Context::builder()
+        .tenant(TenantId::new("acme-eu").expect("valid"))
+        .user(UserRef::user(42).expect("valid"))
+        .build();
+    let plain = PlainCarrier {
+        version: 1,
+        trace_id: cx.trace_id().to_string(),
+        tenant_id: Some("acme-eu".to_owned()),
+        user_ref: Some(PlainUser {
+            kind: "user".to_owned(),
+            id: 42,
+        }),
+    };
+    // Both write the same JSON.
+    assert_eq!(
+        serde_json::to_value(cx.to_carrier()).expect("serializable"),
+        serde_json::to_value(&plain).expect("serializable")
+    );
+    assert_eq!(round_trip(&cx).tenant(), cx.tenant());
+
+    let mut group = c.benchmark_group("carrier/round_trip");
+    group.bench_function("context-runtime", |b| {
+        b.iter(|| black_box(round_trip(black_box(&cx))));
+    });
+    group.bench_function("serde_json", |b| {
+        b.iter(|| black_box(plain_round_trip(black_box(&plain))));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, carrier);
+criterion_main!(benches);

@@ -1,0 +1,242 @@
+//! Throughput through a real broker: 20,000 jobs pushed through a Redis list
+//! and handled, without the context and with it, and the ratio.
+//!
+//! ```text
+//! cargo bench -p context-runtime --bench redis_throughput
+//! ```
+//!
+//! - *without*: the job is `{invoice, amountCents}`; the worker parses it and
+//!   runs a plain `async fn`;
+//! - *with*: the producer takes the carrier inside the request's scope
+//!   (`current().to_carrier()`), the job carries it, and the worker runs a
+//!   `#[with_context(from = "job.ctx")]` + `#[requires_tenant]` handler.
+//!
+//! Each job is one `RPUSH` and one `LPOP` on a loopback connection, as a job
+//! queue does it. The two variants alternate for several rounds on a list
+//! whose name is unique to the run; the median rate of each is printed. It
+//! needs Redis on 127.0.0.1:6379, and says so loudly and skips when there is
+//! none (it fails instead under `CONTEXT_REQUIRE_SERVICES=1`). Run outside
+//! `cargo bench` (by `cargo test --benches`) it makes a short smoke run.
+
+use std::fmt;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use context_runtime::{
+    requires_tenant, with_context, Carrier, CarrierError, Context, TenantId, TenantRequired,
+};
+use redis::Commands as _;
+use serde::{Deserialize, Serialize};
+
+const REDIS: &str = "redis://127.0.0.1:6379/";
+const JOBS: u64 = 20_000;
+const ROUNDS: usize = 5;
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlainJob {
+    invoice: u64,
+    amount_cents: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContextJob {
+    invoice: u64,
+    amount_cents: u64,
+    ctx: Carrier,
+}
+
+#[derive(Debug)]
+enum JobError {
+    NoTenant,
+    BadCarrier(CarrierError),
+}
+
+impl From<TenantRequired> for JobError {
+    fn from(_: TenantRequired) -> Self {
+        JobError::NoTenant
+    }
+}
+
+impl From<CarrierError> for JobError {
+    fn from(e: CarrierError) -> Self {
+        JobError::BadCarrier(e)
+    }
+}
+
+/// The business work, the same in both variants.
+fn bill(invoice: u64, amount_cents: u64) -> u64 {
+    invoice.wrapping_mul(31).wrapping_add(amount_cents)
+}
+
+async fn handle_plain(job: PlainJob) -> Result<u64, JobError> {
+    Ok(bill(job.invoice, job.amount_cents))
+}
+
+#[with_context(from = "job.ctx")]
+#[requires_tenant]
+async fn handle_in_context(job: ContextJob) -> Result<u64, JobError> {
+    let tenant = context_runtime::tenant()?;
+    Ok(bill(job.invoice, job.amount_cents) + tenant.as_str().len() as u64)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    Without,
+    With,
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Variant::Without => "without context",
+            Variant::With => "with carrier + scope",
+        })
+    }
+}
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Pushes `jobs` jobs through `list` and handles them; returns the elapsed time.
+fn run(
+    con: &mut redis::Connection,
+    runtime: &tokio::runtime::Runtime,
+    list: &str,
+    variant: Variant,
+    jobs: u64,
+) -> BenchResult<Duration> {
+    let tenants: Vec<Context> = ["acme", "globex", "initech"]
+        .into_iter()
+        .map(|t| Context::root().with_tenant(TenantId::new(t).expect("valid")))
+        .collect();
+    let _: usize = con.del(list)?;
+    let start = Instant::now();
+
+    // Producer: one request scope per job, one RPUSH per job.
+    for invoice in 0..jobs {
+        let amount_cents = invoice * 100;
+        let payload = match variant {
+            Variant::Without => serde_json::to_vec(&PlainJob {
+                invoice,
+                amount_cents,
+            })?,
+            Variant::With => {
+                let request = &tenants[(invoice % 3) as usize];
+                request.scope_sync(|| {
+                    let ctx = context_runtime::current()
+                        .expect("inside the request's scope")
+                        .to_carrier();
+                    serde_json::to_vec(&ContextJob {
+                        invoice,
+                        amount_cents,
+                        ctx,
+                    })
+                })?
+            }
+        };
+        let _: usize = con.rpush(list, payload)?;
+    }
+    // Left behind only if this run dies before its `DEL` below.
+    let _: bool = con.expire(list, 600)?;
+
+    // Worker: one LPOP per job, then the handler.
+    let mut checksum = 0u64;
+    runtime.block_on(async {
+        for _ in 0..jobs {
+            let payload: Option<Vec<u8>> = con.lpop(list, None)?;
+            let payload = payload.ok_or("the list ran dry before every job was handled")?;
+            let handled = match variant {
+                Variant::Without => handle_plain(serde_json::from_slice(&payload)?).await,
+                Variant::With => handle_in_context(serde_json::from_slice(&payload)?).await,
+            };
+            let value = handled.map_err(|e| format!("a job failed: {e:?}"))?;
+            checksum = checksum.wrapping_add(value);
+        }
+        BenchResult::Ok(())
+    })?;
+    let elapsed = start.elapsed();
+    std::hint::black_box(checksum);
+
+    let left: usize = con.llen(list)?;
+    let _: usize = con.del(list)?;
+    if left != 0 {
+        return Err(format!("{left} jobs were left in the list").into());
+    }
+    Ok(elapsed)
+}
+
+fn median(mut rates: Vec<f64>) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
+fn main() -> ExitCode {
+    // `cargo bench` passes `--bench`; anything else (`cargo test --benches`)
+    // gets a short smoke run.
+    let full = std::env::args().any(|arg| arg == "--bench");
+    let (jobs, rounds) = if full { (JOBS, ROUNDS) } else { (200, 1) };
+
+    let connection = redis::Client::open(REDIS)
+        .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)));
+    let mut con = match connection {
+        Ok(con) => con,
+        Err(e) => {
+            let required = std::env::var("CONTEXT_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+            eprintln!("==================================================================");
+            eprintln!(
+                "{} redis_throughput: Redis is unreachable at 127.0.0.1:6379 ({e}).",
+                if required { "FAILED" } else { "SKIPPED" }
+            );
+            eprintln!("Start a Redis server there and run this benchmark again.");
+            eprintln!("==================================================================");
+            return if required {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime");
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let list = format!("context-runtime:bench:{}:{nanos}:jobs", std::process::id());
+
+    println!(
+        "redis_throughput: {jobs} jobs per run through list {list:?}, {rounds} rounds per variant, alternating"
+    );
+    let mut rates = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for (i, variant) in [Variant::Without, Variant::With].into_iter().enumerate() {
+            match run(&mut con, &runtime, &list, variant, jobs) {
+                Ok(elapsed) => {
+                    let rate = jobs as f64 / elapsed.as_secs_f64();
+                    println!(
+                        "  round {}: {variant:<22} {rate:>9.0} jobs/s ({elapsed:.2?})",
+                        round + 1
+                    );
+                    rates[i].push(rate);
+                }
+                Err(e) => {
+                    let _: Result<usize, _> = con.del(&list);
+                    eprintln!("redis_throughput: {variant}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    let [without, with] = rates.map(median);
+    let cost = without / with - 1.0;
+    println!("without context:      {without:>9.0} jobs/s (median)");
+    println!("with carrier + scope: {with:>9.0} jobs/s (median)");
+    println!(
+        "ratio: {:.3} of the rate without context; the context costs {:.1}% ({:.2} µs per job); target: under 3%",
+        with / without,
+        cost * 100.0,
+        (1.0 / with - 1.0 / without) * 1e6
+    );
+    ExitCode::SUCCESS
+}
