@@ -9,6 +9,10 @@ use serde_json::Value;
 use crate::w3c::Baggage;
 use crate::{Context, InvalidTenantId, TenantId, TraceId, UserRef};
 
+mod field;
+
+use field::{Field, TraceText};
+
 /// The carrier format this version writes.
 pub const CARRIER_VERSION: u32 = 1;
 
@@ -47,7 +51,9 @@ pub const CARRIER_VERSION: u32 = 1;
 ///
 /// The fields are checked by [`Context::from_carrier`], not while parsing, so a
 /// payload with a bad carrier still parses and can be dead-lettered with its
-/// reason and the tenant it claimed ([`CarrierError::tenant`]).
+/// reason and the tenant it claimed ([`CarrierError::tenant`]). (Parsing
+/// keeps a valid field in its checked form and any other as the JSON it was,
+/// so the common case costs what a plain struct of strings costs.)
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[serde(remote = "Self")]
@@ -55,11 +61,11 @@ pub struct Carrier {
     #[serde(rename = "v", default = "default_version")]
     version: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    trace_id: Option<Value>,
+    trace_id: Option<Field<TraceText>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    tenant_id: Option<Value>,
+    tenant_id: Option<Field<TenantId>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    user_ref: Option<Value>,
+    user_ref: Option<Field<UserRef>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     baggage: Option<Value>,
 }
@@ -119,12 +125,18 @@ impl Carrier {
 
     /// The trace id as written, if it is a string (valid or not).
     pub fn trace_id(&self) -> Option<&str> {
-        self.trace_id.as_ref()?.as_str()
+        match self.trace_id.as_ref()? {
+            Field::Valid(trace) => Some(trace.as_str()),
+            Field::Raw(raw) => raw.as_str(),
+        }
     }
 
     /// The tenant id as written, if it is a string (valid or not).
     pub fn tenant_id(&self) -> Option<&str> {
-        self.tenant_id.as_ref()?.as_str()
+        match self.tenant_id.as_ref()? {
+            Field::Valid(tenant) => Some(tenant.as_str()),
+            Field::Raw(raw) => raw.as_str(),
+        }
     }
 
     /// Whether the carrier names a user.
@@ -295,9 +307,9 @@ impl Context {
         };
         Carrier {
             version: CARRIER_VERSION,
-            trace_id: Some(Value::String(self.trace_id().to_string())),
-            tenant_id: self.tenant().map(|t| Value::String(t.as_str().to_owned())),
-            user_ref: self.user().and_then(|u| serde_json::to_value(u).ok()),
+            trace_id: Some(Field::Valid(TraceText::new(self.trace_id()))),
+            tenant_id: self.tenant().cloned().map(Field::Valid),
+            user_ref: self.user().cloned().map(Field::Valid),
             baggage,
         }
     }
@@ -309,10 +321,22 @@ impl Context {
     /// An invalid tenant, user or baggage. A missing or invalid trace id is
     /// not an error: it becomes a fresh one (see [`Carrier`]).
     pub fn from_carrier(carrier: &Carrier) -> Result<Context, CarrierError> {
-        let tenant = parse_tenant(carrier.tenant_id.as_ref())?;
-        let user = parse_user(carrier.user_ref.as_ref())?;
+        let tenant = match &carrier.tenant_id {
+            Some(Field::Valid(tenant)) => Some(tenant.clone()),
+            Some(Field::Raw(raw)) => parse_tenant(Some(raw))?,
+            None => None,
+        };
+        let user = match &carrier.user_ref {
+            Some(Field::Valid(user)) => Some(user.clone()),
+            Some(Field::Raw(raw)) => parse_user(Some(raw))?,
+            None => None,
+        };
         let baggage = parse_baggage(carrier.baggage.as_ref())?;
-        let trace_id = parse_trace_id(carrier.trace_id.as_ref());
+        let trace_id = match &carrier.trace_id {
+            Some(Field::Valid(trace)) => trace.id,
+            Some(Field::Raw(raw)) => parse_trace_id(Some(raw)),
+            None => parse_trace_id(None),
+        };
         Ok(Context::builder()
             .trace_id(trace_id)
             .maybe_tenant(tenant)
@@ -374,6 +398,76 @@ mod tests {
             Carrier::from_json("[1,2]"),
             Err(CarrierError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn fields_are_read_back_as_written_valid_or_not() {
+        // Valid fields, from text and from a `serde_json::Value`.
+        let json = r#"{"v":1,"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","tenantId":"t1","userRef":{"type":"user","id":42}}"#;
+        let from_text = Carrier::from_json(json).expect("parse");
+        let value: Value = serde_json::from_str(json).expect("json");
+        let from_value: Carrier = serde_json::from_value(value.clone()).expect("parse");
+        assert_eq!(from_text, from_value);
+        assert_eq!(from_text.to_json(), json);
+        assert_eq!(
+            from_text.trace_id(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(from_text.tenant_id(), Some("t1"));
+        assert!(from_text.has_user());
+
+        // Invalid ones are kept as they came, for a dead letter to show.
+        let json = r#"{"v":1,"traceId":"XYZ","tenantId":"a b","userRef":{"type":"user","id":true,"name":"x"}}"#;
+        let bad = Carrier::from_json(json).expect("parse");
+        assert_eq!(bad.trace_id(), Some("XYZ"));
+        assert_eq!(bad.tenant_id(), Some("a b"));
+        let written: Value = serde_json::from_str(&bad.to_json()).expect("json");
+        assert_eq!(written, serde_json::from_str::<Value>(json).expect("json"));
+        let bad = Carrier::from_json(r#"{"traceId":7,"tenantId":[1]}"#).expect("parse");
+        assert_eq!((bad.trace_id(), bad.tenant_id()), (None, None));
+        assert_eq!(bad.to_json(), r#"{"v":1,"traceId":7,"tenantId":[1]}"#);
+    }
+
+    #[test]
+    fn user_refs_are_checked_like_user_ref_itself() {
+        let user = |json: &str| {
+            let carrier = Carrier::from_json(&format!(r#"{{"userRef":{json}}}"#)).expect(json);
+            Context::from_carrier(&carrier).map(|cx| cx.user().map(ToString::to_string))
+        };
+        assert_eq!(
+            user(r#"{"type":"user","id":42}"#),
+            Ok(Some("user:42".into()))
+        );
+        assert_eq!(
+            user(r#"{"id":"b\u00e9","type":"svc"}"#),
+            Ok(Some("svc:bé".into()))
+        );
+        assert_eq!(
+            user(r#"{"type":"user","id":-7,"extra":[1]}"#),
+            Ok(Some("user:-7".into()))
+        );
+        assert_eq!(user("null"), Ok(None));
+        for json in [
+            r#"{"type":"user"}"#,
+            r#"{"id":1}"#,
+            r#"{"type":"","id":1}"#,
+            r#"{"type":"user","id":""}"#,
+            r#"{"type":"user","id":1.5}"#,
+            r#"{"type":"user","id":18446744073709551615}"#,
+            r#"{"type":7,"id":1}"#,
+            r#""user:42""#,
+            "[1]",
+        ] {
+            let err = user(json).expect_err(json);
+            let expected = serde_json::from_str::<Value>(json)
+                .ok()
+                .map(|v| UserRef::deserialize(v).expect_err(json).to_string());
+            assert_eq!(
+                Some(err.to_string()),
+                expected.map(|reason| CarrierError::InvalidUser { reason }.to_string()),
+                "{json}"
+            );
+        }
     }
 
     #[test]

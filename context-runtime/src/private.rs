@@ -97,10 +97,10 @@ pub fn fresh(source: Option<&'static str>) -> Context {
     }
 }
 
-/// Runs `future` inside `cx`.
+/// Runs `future` inside `cx` (taken by value: no second `Arc` clone).
 #[inline]
 pub fn scope<F: Future>(cx: Context, future: F) -> Scoped<F> {
-    cx.scope(future)
+    crate::scope::scope(Some(cx), future)
 }
 
 /// `Ok` when the current context has a tenant.

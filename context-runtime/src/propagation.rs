@@ -86,12 +86,12 @@ pub enum Outbound {
 /// fields, whom to trust on the way in, and what to send on the way out.
 ///
 /// ```
-/// use context_runtime::http::{Outbound, Propagator};
+/// use context_runtime::{Outbound, Propagator};
 ///
 /// // Between our own services: trust and send `acme.tenant`, no user.
 /// let internal = Propagator::new()
 ///     .tenant_key(Some("acme.tenant"))
-///     .user_key(None)
+///     .user_key(None::<&str>)
 ///     .trust_baggage_identity();
 ///
 /// // To a third party: the trace travels, the identity does not.

@@ -7,31 +7,86 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The value of each lowercase hex digit, and `0xff` for every other byte.
+static HEX_VALUES: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[HEX[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// The two lowercase hex digits of each byte.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut table = [[0; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    table
+};
+
 /// Decodes `N` bytes from exactly `2 * N` lowercase hex digits.
+///
+/// Eight digits at a time in a `u64` (SWAR), the rest by table: every
+/// `traceparent` has 50 hex digits to decode.
 pub(crate) fn decode_lower_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     if s.len() != 2 * N {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    let mut invalid = 0u64;
+    let mut words = s.chunks_exact(8);
+    let mut bytes = out.chunks_exact_mut(4);
+    for (digits, bytes) in (&mut words).zip(&mut bytes) {
+        let digits: [u8; 8] = digits.try_into().unwrap_or_default();
+        let (decoded, bad) = decode_eight(u64::from_le_bytes(digits));
+        invalid |= bad;
+        bytes.copy_from_slice(&decoded.to_le_bytes());
     }
-    Some(out)
+    for (byte, pair) in bytes
+        .into_remainder()
+        .iter_mut()
+        .zip(words.remainder().chunks_exact(2))
+    {
+        let (high, low) = (HEX_VALUES[pair[0] as usize], HEX_VALUES[pair[1] as usize]);
+        invalid |= u64::from((high | low) & 0xf0);
+        *byte = (high << 4) | (low & 0xf);
+    }
+    (invalid == 0).then_some(out)
 }
 
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
+/// Decodes eight lowercase hex digits (the bytes of `x`, first digit lowest)
+/// into four bytes, and a mask that is non-zero when one is not a digit.
+///
+/// Each byte's nibble is computed as if it were a digit, written back as the
+/// digit it would be, and compared with the byte: only `0-9` and `a-f`
+/// survive the round trip.
+#[inline]
+fn decode_eight(x: u64) -> (u32, u64) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // `0`-`9` are 0x30-0x39 and `a`-`f` 0x61-0x66: the low four bits, plus
+    // 9 when bit 6 (set for letters) is set. At most 15 + 9: no carry.
+    let letter = (x >> 6) & ONES;
+    let nibbles = (x & (ONES * 0x0f)) + letter * 9;
+    // Written back: `0` + n below 10, `a` + n - 10 from 10.
+    let ten_or_more = ((nibbles + ONES * 0x76) >> 7) & ONES;
+    let written = nibbles + ONES * u64::from(b'0') + ten_or_more * u64::from(b'a' - b'0' - 10);
+    let invalid = (written ^ x) | (nibbles & (ONES * 0xf0));
+    // Pairs of nibbles into bytes, then the bytes together.
+    let pairs = ((nibbles << 4) | (nibbles >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let pairs = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+    let pairs = (pairs | (pairs >> 16)) & 0x0000_0000_ffff_ffff;
+    (pairs as u32, invalid)
 }
 
 /// Writes `bytes` as lowercase hex into `out` (which must be twice as long).
 pub(crate) fn encode_lower_hex(bytes: &[u8], out: &mut [u8]) {
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[(b >> 4) as usize];
-        out[2 * i + 1] = HEX[(b & 0xf) as usize];
+    for (pair, &byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[byte as usize]);
     }
 }
 
@@ -281,6 +336,41 @@ mod tests {
         );
         // Multi-byte UTF-8 never panics.
         assert!("éééééééééééééééé".parse::<TraceId>().is_err());
+    }
+
+    #[test]
+    fn hex_decoding_accepts_exactly_lowercase_hex() {
+        // Every byte value, in every position of a SWAR word and of the rest.
+        let valid = b"0123456789abcdef";
+        for position in 0..10 {
+            for byte in 0..=255u8 {
+                let mut digits = *b"0123456789";
+                digits[position] = byte;
+                let decoded = decode_lower_hex::<5>(&digits);
+                assert_eq!(
+                    decoded.is_some(),
+                    valid.contains(&byte),
+                    "{byte:#x} at {position}"
+                );
+                if let Some(decoded) = decoded {
+                    let mut hex = [0u8; 10];
+                    encode_lower_hex(&decoded, &mut hex);
+                    assert_eq!(hex, digits);
+                }
+            }
+        }
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut hex = vec![0u8; 512];
+        encode_lower_hex(&bytes, &mut hex);
+        for chunk in 0..32 {
+            let digits = &hex[chunk * 16..chunk * 16 + 16];
+            assert_eq!(
+                decode_lower_hex::<8>(digits).map(Vec::from),
+                Some(bytes[chunk * 8..chunk * 8 + 8].to_vec())
+            );
+        }
+        assert_eq!(decode_lower_hex::<2>(b"abc"), None);
+        assert_eq!(decode_lower_hex::<1>(b"fF"), None);
     }
 
     #[test]

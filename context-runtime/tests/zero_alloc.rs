@@ -140,7 +140,12 @@ fn entering_and_leaving_scope_sync_allocates_nothing() {
     assert_eq!(n, 0, "scope_sync allocated");
     let callback = outer.bind_fn(|x: u32| (x, context_runtime::trace_id()));
     let mut callback = black_box(callback);
-    assert_eq!(allocations(|| drop(black_box(callback(1)))), 0);
+    assert_eq!(
+        allocations(|| {
+            black_box(callback(1));
+        }),
+        0
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! W3C Baggage: ordered `key=value;property` members, and the `baggage` header.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
@@ -7,38 +8,87 @@ use std::str::FromStr;
 
 use super::trim_ows_str;
 
+/// A key and a value in one allocation: the key, then the value.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct KeyValue {
+    text: String,
+    key_len: usize,
+}
+
+impl KeyValue {
+    fn new(key: &str, value: &str) -> Self {
+        let mut text = String::with_capacity(key.len() + value.len());
+        text.push_str(key);
+        text.push_str(value);
+        KeyValue {
+            text,
+            key_len: key.len(),
+        }
+    }
+
+    /// The key, and the value percent-decoded (bytes that are not UTF-8
+    /// become U+FFFD).
+    fn decoded(key: &str, value: &str) -> Self {
+        if !value.contains('%') {
+            return KeyValue::new(key, value);
+        }
+        let mut bytes = Vec::with_capacity(key.len() + value.len());
+        bytes.extend_from_slice(key.as_bytes());
+        percent_decode(value, &mut bytes);
+        let text = String::from_utf8(bytes).unwrap_or_else(|e| {
+            let bytes = e.into_bytes();
+            let (key, value) = bytes.split_at(key.len());
+            let mut text = String::from_utf8_lossy(key).into_owned();
+            text.push_str(&String::from_utf8_lossy(value));
+            text
+        });
+        KeyValue {
+            text,
+            key_len: key.len(),
+        }
+    }
+
+    fn key(&self) -> &str {
+        self.text.get(..self.key_len).unwrap_or_default()
+    }
+
+    fn value(&self) -> &str {
+        self.text.get(self.key_len..).unwrap_or_default()
+    }
+}
+
 /// A property of a baggage member: `key` or `key=value` after a `;`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct BaggageProperty {
-    key: String,
-    value: Option<String>,
+    key_value: KeyValue,
+    has_value: bool,
 }
 
 impl BaggageProperty {
     /// A property with a key and an optional value.
     pub fn new(key: impl Into<String>, value: Option<String>) -> Self {
         BaggageProperty {
-            key: key.into(),
-            value,
+            key_value: KeyValue::new(&key.into(), value.as_deref().unwrap_or_default()),
+            has_value: value.is_some(),
         }
     }
 
     /// The property's key.
     pub fn key(&self) -> &str {
-        &self.key
+        self.key_value.key()
     }
 
     /// The property's value, if it has one.
     pub fn value(&self) -> Option<&str> {
-        self.value.as_deref()
+        self.has_value.then(|| self.key_value.value())
     }
 }
 
 impl fmt::Debug for BaggageProperty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.value {
-            Some(v) => write!(f, "{}={v:?}", self.key),
-            None => write!(f, "{}", self.key),
+        match self.value() {
+            Some(v) => write!(f, "{}={v:?}", self.key()),
+            None => write!(f, "{}", self.key()),
         }
     }
 }
@@ -46,8 +96,7 @@ impl fmt::Debug for BaggageProperty {
 /// One baggage member: a key, a (decoded) value and its properties.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct BaggageMember {
-    key: String,
-    value: String,
+    key_value: KeyValue,
     properties: Vec<BaggageProperty>,
 }
 
@@ -55,8 +104,7 @@ impl BaggageMember {
     /// A member without properties.
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
         BaggageMember {
-            key: key.into(),
-            value: value.into(),
+            key_value: KeyValue::new(&key.into(), &value.into()),
             properties: Vec::new(),
         }
     }
@@ -69,12 +117,12 @@ impl BaggageMember {
 
     /// The member's key.
     pub fn key(&self) -> &str {
-        &self.key
+        self.key_value.key()
     }
 
     /// The member's value, percent-decoded.
     pub fn value(&self) -> &str {
-        &self.value
+        self.key_value.value()
     }
 
     /// The member's properties, in order.
@@ -85,7 +133,7 @@ impl BaggageMember {
 
 impl fmt::Debug for BaggageMember {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={:?}", self.key, self.value)?;
+        write!(f, "{}={:?}", self.key(), self.value())?;
         for p in &self.properties {
             write!(f, ";{p:?}")?;
         }
@@ -163,7 +211,7 @@ impl Baggage {
 
     /// The member with `key`, if present.
     pub fn member(&self, key: &str) -> Option<&BaggageMember> {
-        self.members.iter().find(|m| m.key == key)
+        self.members.iter().find(|m| m.key() == key)
     }
 
     /// Sets `key` to `value` (without properties), replacing an existing member
@@ -174,7 +222,7 @@ impl Baggage {
 
     /// Sets a whole member, replacing one with the same key in place.
     pub fn insert_member(&mut self, member: BaggageMember) {
-        match self.members.iter_mut().find(|m| m.key == member.key) {
+        match self.members.iter_mut().find(|m| m.key() == member.key()) {
             Some(slot) => *slot = member,
             None => self.members.push(member),
         }
@@ -182,7 +230,7 @@ impl Baggage {
 
     /// Removes `key`, returning its member.
     pub fn remove(&mut self, key: &str) -> Option<BaggageMember> {
-        let index = self.members.iter().position(|m| m.key == key)?;
+        let index = self.members.iter().position(|m| m.key() == key)?;
         Some(self.members.remove(index))
     }
 
@@ -207,6 +255,9 @@ impl Baggage {
     }
 }
 
+/// Up to this many members, a repeated key is found by a scan.
+const SCAN_LIMIT: usize = 8;
+
 /// The `baggage` header.
 impl Baggage {
     /// The most members that are propagated.
@@ -223,8 +274,21 @@ impl Baggage {
         I: IntoIterator<Item = &'a str>,
     {
         let mut members: Vec<BaggageMember> = Vec::new();
-        let mut index: HashMap<&'a str, usize> = HashMap::new();
+        // Repeated keys are found by a scan while there are few members, by
+        // a map beyond (keys borrowed from the header where they can be).
+        let mut index: Option<HashMap<Cow<'a, str>, usize>> = None;
         for value in values {
+            let expected = value.bytes().filter(|&c| c == b',').count() + 1;
+            members.reserve(expected.min(Self::MAX_MEMBERS));
+            if index.is_none() && members.len() + expected > SCAN_LIMIT {
+                index = Some(
+                    members
+                        .iter()
+                        .enumerate()
+                        .map(|(i, m)| (Cow::Owned(m.key().to_owned()), i))
+                        .collect(),
+                );
+            }
             for raw in value.split(',') {
                 let raw = trim_ows_str(raw);
                 if raw.is_empty() {
@@ -233,10 +297,16 @@ impl Baggage {
                 let Ok((key, member)) = parse_member(raw) else {
                     continue;
                 };
-                match index.get(key).and_then(|&i| members.get_mut(i)) {
+                let found = match &index {
+                    Some(index) => index.get(key).copied(),
+                    None => members.iter().position(|m| m.key() == key),
+                };
+                match found.and_then(|i| members.get_mut(i)) {
                     Some(slot) => *slot = member,
                     None => {
-                        index.insert(key, members.len());
+                        if let Some(index) = &mut index {
+                            index.insert(Cow::Borrowed(key), members.len());
+                        }
                         members.push(member);
                     }
                 }
@@ -330,13 +400,13 @@ impl fmt::Display for Baggage {
             if budget.count > 1 {
                 f.write_str(",")?;
             }
-            f.write_str(&member.key)?;
+            f.write_str(member.key())?;
             f.write_str("=")?;
-            write_encoded(f, &member.value)?;
+            write_encoded(f, member.value())?;
             for property in &member.properties {
                 f.write_str(";")?;
-                f.write_str(&property.key)?;
-                if let Some(value) = &property.value {
+                f.write_str(property.key())?;
+                if let Some(value) = property.value() {
                     f.write_str("=")?;
                     write_encoded(f, value)?;
                 }
@@ -376,16 +446,16 @@ impl Budget {
 /// The length of `member` as written, or `None` when its key or a property
 /// key is not a token (so it cannot be written).
 fn encoded_member_len(member: &BaggageMember) -> Option<usize> {
-    if !is_token(&member.key) {
+    if !is_token(member.key()) {
         return None;
     }
-    let mut len = member.key.len() + 1 + encoded_len(&member.value);
+    let mut len = member.key().len() + 1 + encoded_len(member.value());
     for property in &member.properties {
-        if !is_token(&property.key) {
+        if !is_token(property.key()) {
             return None;
         }
-        len += 1 + property.key.len();
-        if let Some(value) = &property.value {
+        len += 1 + property.key().len();
+        if let Some(value) = property.value() {
             len += 1 + encoded_len(value);
         }
     }
@@ -425,7 +495,10 @@ fn parse_member(raw: &str) -> Result<(&str, BaggageMember), MemberError> {
     if !is_value(value) {
         return Err(MemberError::InvalidValue);
     }
-    let mut member = BaggageMember::new(key, decode(value));
+    let mut member = BaggageMember {
+        key_value: KeyValue::decoded(key, value),
+        properties: Vec::new(),
+    };
     for property in parts {
         let property = match property.split_once('=') {
             Some((k, v)) => {
@@ -433,14 +506,20 @@ fn parse_member(raw: &str) -> Result<(&str, BaggageMember), MemberError> {
                 if !is_token(k) || !is_value(v) {
                     return Err(MemberError::InvalidProperty);
                 }
-                BaggageProperty::new(k, Some(decode(v)))
+                BaggageProperty {
+                    key_value: KeyValue::decoded(k, v),
+                    has_value: true,
+                }
             }
             None => {
                 let k = trim_ows_str(property);
                 if !is_token(k) {
                     return Err(MemberError::InvalidProperty);
                 }
-                BaggageProperty::new(k, None)
+                BaggageProperty {
+                    key_value: KeyValue::new(k, ""),
+                    has_value: false,
+                }
             }
         };
         member.properties.push(property);
@@ -489,13 +568,9 @@ fn is_unreserved(c: u8) -> bool {
     is_baggage_octet(c) && c != b'%'
 }
 
-/// Percent-decodes `value`. A `%` that is not followed by two hex digits is
-/// kept as it is; bytes that are not UTF-8 become U+FFFD.
-fn decode(value: &str) -> String {
-    if !value.contains('%') {
-        return value.to_owned();
-    }
-    let mut bytes = Vec::with_capacity(value.len());
+/// Percent-decodes `value` onto `bytes`. A `%` that is not followed by two
+/// hex digits is kept as it is.
+fn percent_decode(value: &str, bytes: &mut Vec<u8>) {
     let mut rest = value.as_bytes();
     while let Some((&c, tail)) = rest.split_first() {
         let escaped = match (c, tail) {
@@ -513,7 +588,6 @@ fn decode(value: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn hex(c: u8) -> Option<u8> {

@@ -114,6 +114,33 @@ impl TraceParent {
     /// for the rules.
     pub fn parse_bytes(value: &[u8]) -> Result<TraceParent, InvalidTraceParent> {
         let value = trim_ows(value);
+        match <&[u8; TraceParent::LEN]>::try_from(value) {
+            Ok(value) => Self::parse_version_00(value).map_or_else(|| Self::parse_any(value), Ok),
+            Err(_) => Self::parse_any(value),
+        }
+    }
+
+    /// The common case, without a branch per field: a valid version `00`
+    /// value. `None` for anything else, which [`TraceParent::parse_any`]
+    /// then reads or explains.
+    #[inline]
+    fn parse_version_00(value: &[u8; TraceParent::LEN]) -> Option<TraceParent> {
+        let dashes = [value[2], value[35], value[52]];
+        if value[..2] != *b"00" || dashes != [b'-'; 3] {
+            return None;
+        }
+        let trace_id = decode_lower_hex::<16>(&value[3..35]).and_then(TraceId::from_bytes)?;
+        let parent_id = decode_lower_hex::<8>(&value[36..52]).and_then(SpanId::from_bytes)?;
+        let [flags] = decode_lower_hex::<1>(&value[53..])?;
+        Some(TraceParent::new(
+            trace_id,
+            parent_id,
+            TraceFlags::new(flags),
+        ))
+    }
+
+    /// Any value: other versions, and the precise error of an invalid one.
+    fn parse_any(value: &[u8]) -> Result<TraceParent, InvalidTraceParent> {
         let found = value.len();
 
         let version = value
