@@ -1,21 +1,117 @@
 //! The scoped store: which [`Context`] is current, for exactly one future or closure.
 //!
-//! The store is a `tokio::task_local!`, so reading it costs what a task-local
-//! read costs: no allocation, no lock. It has no setter: the only ways in are
-//! [`Context::scope`], [`Context::scope_sync`] and the crossings built on them.
+//! The store is a thread-local swapped in and out around every poll of a
+//! scoped future and every scoped closure, the scheme of `tokio::task_local!`
+//! (`scope`, `sync_scope`, a pin-projected future whose `Drop` runs with the
+//! value still set), specialised for a context: the slot is an
+//! `Option<Context>` (one word), and a second, `Copy` thread-local keeps the
+//! current trace id, so that `trace_id()`, the most frequent read, is one
+//! load. Reading allocates nothing and takes no lock. There is no setter: the
+//! only ways in are [`Context::scope`], [`Context::scope_sync`] and the
+//! crossings built on them.
 
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 
 use crate::{Context, TenantId, TenantRequired, TraceId, UserRef};
 
-tokio::task_local! {
-    static CURRENT: Option<Context>;
+thread_local! {
+    /// The current context.
+    static CURRENT: RefCell<Option<Context>> = const { RefCell::new(None) };
+    /// The current context's trace id (always of the context in `CURRENT`),
+    /// as a `u128`, 0 for none: a trace id is never all zero, and a plain
+    /// integer moves in and out without the partial stores of an `Option`.
+    static CURRENT_TRACE_ID: Cell<u128> = const { Cell::new(0) };
+}
+
+/// The bits kept in `CURRENT_TRACE_ID`.
+#[inline]
+fn trace_id_bits(cx: Option<&Context>) -> u128 {
+    cx.map_or(0, |cx| cx.trace_id().to_ne_bits())
+}
+
+/// A context made current until this is dropped, which restores the outer
+/// one (also on panic). While entered, `slot` holds the outer context.
+struct Entered<'a> {
+    slot: &'a mut Option<Context>,
+    outer_trace_id: u128,
+}
+
+/// Why a context could not be made current.
+enum EnterError {
+    /// Inside [`with_current`]'s closure, which borrows the store.
+    Borrowed,
+    /// The thread is tearing down its thread-locals.
+    Destroyed,
+}
+
+impl EnterError {
+    #[track_caller]
+    fn panic(self) -> ! {
+        match self {
+            EnterError::Borrowed => panic!(
+                "cannot enter a context scope inside `context_runtime::with_current`'s closure; \
+                 clone the context (`Context::current()`) and scope outside the closure"
+            ),
+            EnterError::Destroyed => {
+                panic!("cannot enter a context scope while the thread is being torn down")
+            }
+        }
+    }
+}
+
+/// Swaps `slot` with the store.
+#[inline]
+fn swap(slot: &mut Option<Context>) -> Result<(), EnterError> {
+    CURRENT
+        .try_with(|current| match current.try_borrow_mut() {
+            Ok(mut current) => {
+                std::mem::swap(&mut *current, slot);
+                Ok(())
+            }
+            Err(_) => Err(EnterError::Borrowed),
+        })
+        .unwrap_or(Err(EnterError::Destroyed))
+}
+
+impl<'a> Entered<'a> {
+    /// Makes the context in `slot` current (`None`: explicitly none).
+    #[inline]
+    fn try_enter(slot: &'a mut Option<Context>) -> Result<Entered<'a>, EnterError> {
+        let trace_id = trace_id_bits(slot.as_ref());
+        swap(slot)?;
+        let outer_trace_id = CURRENT_TRACE_ID
+            .try_with(|current| current.replace(trace_id))
+            .unwrap_or_default();
+        Ok(Entered {
+            slot,
+            outer_trace_id,
+        })
+    }
+
+    #[inline]
+    #[track_caller]
+    fn enter(slot: &'a mut Option<Context>) -> Entered<'a> {
+        match Entered::try_enter(slot) {
+            Ok(entered) => entered,
+            Err(e) => e.panic(),
+        }
+    }
+}
+
+impl Drop for Entered<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // Entering borrowed nothing that is still held, and the thread-locals
+        // outlive this guard: swapping back cannot fail.
+        let _ = swap(self.slot);
+        let _ = CURRENT_TRACE_ID.try_with(|current| current.set(self.outer_trace_id));
+    }
 }
 
 pin_project! {
@@ -28,8 +124,22 @@ pin_project! {
     /// on completion, on panic and on cancellation.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Scoped<F> {
+        cx: Option<Context>,
         #[pin]
-        inner: TaskLocalFuture<Option<Context>, F>,
+        future: Option<F>,
+    }
+
+    impl<F> PinnedDrop for Scoped<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if std::mem::needs_drop::<F>() && this.future.is_some() {
+                // Dropped with its context current, like a poll. (While the
+                // thread tears down, it is dropped without.)
+                if let Ok(_entered) = Entered::try_enter(this.cx) {
+                    this.future.set(None);
+                }
+            }
+        }
     }
 }
 
@@ -37,8 +147,14 @@ impl<F: Future> Future for Scoped<F> {
     type Output = F::Output;
 
     #[inline]
+    #[track_caller]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        self.project().inner.poll(cx)
+        let this = self.project();
+        let _entered = Entered::enter(this.cx);
+        match this.future.as_pin_mut() {
+            Some(future) => future.poll(cx),
+            None => panic!("`Scoped` polled after it was dropped"),
+        }
     }
 }
 
@@ -52,14 +168,22 @@ impl<F> fmt::Debug for Scoped<F> {
 #[inline]
 pub(crate) fn scope<F: Future>(cx: Option<Context>, future: F) -> Scoped<F> {
     Scoped {
-        inner: CURRENT.scope(cx, future),
+        cx,
+        future: Some(future),
     }
 }
 
 /// Makes `cx` current (or explicitly none) for `f`.
+///
+/// # Panics
+///
+/// Inside [`with_current`]'s closure.
 #[inline]
+#[track_caller]
 pub(crate) fn scope_sync<R>(cx: Option<Context>, f: impl FnOnce() -> R) -> R {
-    CURRENT.sync_scope(cx, f)
+    let mut slot = cx;
+    let _entered = Entered::enter(&mut slot);
+    f()
 }
 
 /// Calls `f` with a borrow of the current context, without cloning it.
@@ -75,17 +199,29 @@ pub(crate) fn scope_sync<R>(cx: Option<Context>, f: impl FnOnce() -> R) -> R {
 /// });
 /// assert_eq!(source.as_deref(), Some("docs"));
 /// ```
+///
+/// The store is borrowed while `f` runs: entering a scope inside `f` panics.
 #[inline]
 pub fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
     let mut slot = Some(f);
-    // `try_with` calls the closure exactly when it returns `Ok`.
-    match CURRENT.try_with(|cx| slot.take().map(|f| f(cx.as_ref()))) {
-        Ok(Some(result)) => result,
-        _ => match slot.take() {
-            Some(f) => f(None),
-            None => unreachable!("the reader ran but returned no result"),
-        },
+    let read = CURRENT.try_with(|current| {
+        let current = current.try_borrow().ok()?;
+        slot.take().map(|f| f(current.as_ref()))
+    });
+    match (read, slot.take()) {
+        (Ok(Some(result)), _) => result,
+        (_, Some(f)) => f(None),
+        (_, None) => unreachable!("the reader ran but returned no result"),
     }
+}
+
+/// Reads the current context, `None` outside any scope.
+#[inline]
+fn read<R>(f: impl FnOnce(&Context) -> Option<R>) -> Option<R> {
+    CURRENT
+        .try_with(|current| current.try_borrow().ok()?.as_ref().and_then(f))
+        .ok()
+        .flatten()
 }
 
 /// The current context, if the caller runs inside a scope (clones one `Arc`).
@@ -99,16 +235,13 @@ pub fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
 /// ```
 #[inline]
 pub fn current() -> Option<Context> {
-    CURRENT.try_with(Option::clone).ok().flatten()
+    read(|cx| Some(cx.clone()))
 }
 
 /// The current trace id, if the caller runs inside a scope.
 #[inline]
 pub fn trace_id() -> Option<TraceId> {
-    CURRENT
-        .try_with(|cx| cx.as_ref().map(Context::trace_id))
-        .ok()
-        .flatten()
+    TraceId::from_ne_bits(CURRENT_TRACE_ID.try_with(Cell::get).unwrap_or_default())
 }
 
 /// The current tenant, or [`TenantRequired`] when there is no scope or the
@@ -123,20 +256,13 @@ pub fn trace_id() -> Option<TraceId> {
 /// ```
 #[inline]
 pub fn tenant() -> Result<TenantId, TenantRequired> {
-    CURRENT
-        .try_with(|cx| cx.as_ref().and_then(|cx| cx.tenant().cloned()))
-        .ok()
-        .flatten()
-        .ok_or(TenantRequired)
+    read(|cx| cx.tenant().cloned()).ok_or(TenantRequired)
 }
 
 /// The current user, if any.
 #[inline]
 pub fn user() -> Option<UserRef> {
-    CURRENT
-        .try_with(|cx| cx.as_ref().and_then(|cx| cx.user().cloned()))
-        .ok()
-        .flatten()
+    read(|cx| cx.user().cloned())
 }
 
 #[cfg(test)]
@@ -154,6 +280,83 @@ mod tests {
             assert_eq!(trace_id(), Some(outer.trace_id()));
         });
         assert_eq!(trace_id(), None);
+    }
+
+    #[test]
+    fn the_trace_id_follows_the_context_across_interleaved_polls_and_drops() {
+        use std::sync::Arc;
+        use std::task::{Wake, Waker};
+
+        struct Noop;
+        impl Wake for Noop {
+            fn wake(self: Arc<Self>) {}
+        }
+        /// Checks, when dropped, that both reads see the same context.
+        struct CheckOnDrop(TraceId);
+        impl Drop for CheckOnDrop {
+            fn drop(&mut self) {
+                assert_eq!(trace_id(), Some(self.0));
+                assert_eq!(current().map(|cx| cx.trace_id()), Some(self.0));
+            }
+        }
+        let waker = Waker::from(Arc::new(Noop));
+        let mut task_cx = TaskContext::from_waker(&waker);
+        let (a, b) = (Context::root(), Context::root());
+        let reads = |cx: Context| {
+            let guard = CheckOnDrop(cx.trace_id());
+            let future = async move {
+                let _guard = guard;
+                loop {
+                    assert_eq!(trace_id(), Some(cx.trace_id()));
+                    assert!(current().is_some_and(|c| c.ptr_eq(&cx)));
+                    std::future::pending::<()>().await;
+                }
+            };
+            future
+        };
+        let mut fa = Box::pin(a.scope(reads(a.clone())));
+        let mut fb = Box::pin(b.scope(reads(b.clone())));
+        let outer = Context::root();
+        outer.scope_sync(|| {
+            for _ in 0..3 {
+                assert!(fa.as_mut().poll(&mut task_cx).is_pending());
+                assert_eq!(trace_id(), Some(outer.trace_id()));
+                assert!(fb.as_mut().poll(&mut task_cx).is_pending());
+                assert_eq!(trace_id(), Some(outer.trace_id()));
+            }
+            drop(fa);
+            assert_eq!(trace_id(), Some(outer.trace_id()));
+            // Explicitly none hides the outer context, for reads of both kinds.
+            let none = scope(None, async { (trace_id(), current().is_none()) });
+            let mut none = Box::pin(none);
+            assert_eq!(none.as_mut().poll(&mut task_cx), Poll::Ready((None, true)));
+            scope_sync(None, || {
+                assert_eq!((trace_id(), tenant()), (None, Err(TenantRequired)))
+            });
+        });
+        drop(fb);
+        assert_eq!(trace_id(), None);
+    }
+
+    #[test]
+    fn entering_a_scope_inside_with_current_panics_and_restores() {
+        let outer = Context::root();
+        outer.scope_sync(|| {
+            let result = std::panic::catch_unwind(|| {
+                with_current(|_| Context::root().scope_sync(|| ()));
+            });
+            let message = result.expect_err("a panic");
+            let message = message
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| message.downcast_ref::<String>().map(String::as_str));
+            assert!(
+                message.is_some_and(|m| m.contains("with_current")),
+                "{message:?}"
+            );
+            assert_eq!(trace_id(), Some(outer.trace_id()));
+            assert!(current().is_some_and(|c| c.ptr_eq(&outer)));
+        });
     }
 
     #[test]

@@ -235,6 +235,20 @@ hex_id!(
     "trace id"
 );
 
+impl TraceId {
+    /// The trace id of these bits (`u128::from_ne_bytes` of its bytes), `None` for 0.
+    #[inline]
+    pub(crate) fn from_ne_bits(bits: u128) -> Option<TraceId> {
+        (bits != 0).then(|| TraceId(bits.to_ne_bytes()))
+    }
+
+    /// This trace id's bytes as a `u128` (`u128::from_ne_bytes`), never 0.
+    #[inline]
+    pub(crate) fn to_ne_bits(self) -> u128 {
+        u128::from_ne_bytes(self.0)
+    }
+}
+
 hex_id!(
     /// A W3C span (parent) id: 8 bytes, never all zero, written as 16 lowercase hex digits.
     ///
