@@ -84,10 +84,38 @@ fn decode_eight(x: u64) -> (u32, u64) {
 }
 
 /// Writes `bytes` as lowercase hex into `out` (which must be twice as long).
+///
+/// Four bytes at a time in a `u64` (SWAR), the rest by table.
 pub(crate) fn encode_lower_hex(bytes: &[u8], out: &mut [u8]) {
-    for (pair, &byte) in out.chunks_exact_mut(2).zip(bytes) {
+    let mut words = bytes.chunks_exact(4);
+    let mut digits = out.chunks_exact_mut(8);
+    for (word, digits) in (&mut words).zip(&mut digits) {
+        let word: [u8; 4] = word.try_into().unwrap_or_default();
+        digits.copy_from_slice(&encode_four(word).to_le_bytes());
+    }
+    for (pair, &byte) in digits
+        .into_remainder()
+        .chunks_exact_mut(2)
+        .zip(words.remainder())
+    {
         pair.copy_from_slice(&HEX_PAIRS[byte as usize]);
     }
+}
+
+/// Four bytes as eight lowercase hex digits (the first digit lowest).
+#[inline]
+fn encode_four(bytes: [u8; 4]) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const NIBBLE_LANES: u64 = 0x000f_000f_000f_000f;
+    // Each byte into its own 16-bit lane, then its high nibble into the
+    // lane's low byte (the first digit) and its low nibble into the high one.
+    let x = u64::from(u32::from_le_bytes(bytes));
+    let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+    let nibbles = ((x >> 4) & NIBBLE_LANES) | ((x & NIBBLE_LANES) << 8);
+    // `0` + n below 10, `a` + n - 10 from 10.
+    let ten_or_more = ((nibbles + ONES * 0x76) >> 7) & ONES;
+    nibbles + ONES * u64::from(b'0') + ten_or_more * u64::from(b'a' - b'0' - 10)
 }
 
 fn random_nonzero<const N: usize>() -> [u8; N] {

@@ -179,8 +179,9 @@ impl TraceParent {
     }
 
     /// The version `00` form, as 55 ASCII bytes on the stack.
-    fn to_ascii(self) -> [u8; TraceParent::LEN] {
-        let mut out = [b'-'; TraceParent::LEN];
+    fn to_ascii(self) -> Ascii {
+        let mut ascii = Ascii([b'-'; TraceParent::LEN]);
+        let out = &mut ascii.0;
         let (version, rest) = out.split_at_mut(2);
         version.copy_from_slice(b"00");
         let (trace_id, rest) = rest.split_at_mut(1).1.split_at_mut(32);
@@ -188,9 +189,14 @@ impl TraceParent {
         let (parent_id, rest) = rest.split_at_mut(1).1.split_at_mut(16);
         parent_id.copy_from_slice(&self.parent_id.to_hex());
         crate::trace::encode_lower_hex(&[self.flags.bits() & KNOWN_FLAGS], rest.split_at_mut(1).1);
-        out
+        ascii
     }
 }
+
+/// The text of a `traceparent`, aligned so that checking it is UTF-8 runs
+/// a word at a time from its first byte.
+#[repr(align(16))]
+struct Ascii([u8; TraceParent::LEN]);
 
 /// Checks that `fields` starts with `-` (at `offset` in the header value) and
 /// returns what follows it.
@@ -214,7 +220,7 @@ impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ascii = self.to_ascii();
         // Hex digits and dashes are always ASCII.
-        f.write_str(std::str::from_utf8(&ascii).map_err(|_| fmt::Error)?)
+        f.write_str(std::str::from_utf8(&ascii.0).map_err(|_| fmt::Error)?)
     }
 }
 
