@@ -67,7 +67,7 @@ pub struct Carrier {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user_ref: Option<Field<UserRef>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    baggage: Option<Value>,
+    baggage: Option<Box<Value>>,
 }
 
 impl Serialize for Carrier {
@@ -298,12 +298,12 @@ impl Context {
         let baggage = if self.baggage().is_empty() {
             None
         } else {
-            Some(Value::Object(
+            Some(Box::new(Value::Object(
                 self.baggage()
                     .iter()
                     .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
                     .collect(),
-            ))
+            )))
         };
         Carrier {
             version: CARRIER_VERSION,
@@ -331,7 +331,7 @@ impl Context {
             Some(Field::Raw(raw)) => parse_user(Some(raw))?,
             None => None,
         };
-        let baggage = parse_baggage(carrier.baggage.as_ref())?;
+        let baggage = parse_baggage(carrier.baggage.as_deref())?;
         let trace_id = match &carrier.trace_id {
             Some(Field::Valid(trace)) => trace.id,
             Some(Field::Raw(raw)) => parse_trace_id(Some(raw)),

@@ -51,10 +51,16 @@ fn validate(value: &str) -> Result<(), InvalidTenantId> {
     if value.len() > TENANT_ID_MAX_LEN {
         return Err(InvalidTenantId::TooLong { len: value.len() });
     }
-    if let Some((index, ch)) = value
-        .char_indices()
-        .find(|&(_, c)| !c.is_ascii_graphic() || matches!(c, ',' | ';' | '='))
-    {
+    // Byte by byte: every allowed character is ASCII, and the first byte
+    // that is not allowed starts the offending character.
+    let invalid = value
+        .bytes()
+        .position(|c| !c.is_ascii_graphic() || matches!(c, b',' | b';' | b'='));
+    if let Some(index) = invalid {
+        let ch = value
+            .get(index..)
+            .and_then(|rest| rest.chars().next())
+            .unwrap_or(char::REPLACEMENT_CHARACTER);
         return Err(InvalidTenantId::InvalidChar { ch, index });
     }
     Ok(())

@@ -69,7 +69,12 @@ fn check_part(s: &str) -> Result<(), InvalidUserRef> {
     if s.len() > 256 {
         return Err(InvalidUserRef::TooLong);
     }
-    if s.chars().any(char::is_control) {
+    let control = if s.is_ascii() {
+        s.bytes().any(|c| c.is_ascii_control())
+    } else {
+        s.chars().any(char::is_control)
+    };
+    if control {
         return Err(InvalidUserRef::ControlChar);
     }
     Ok(())
