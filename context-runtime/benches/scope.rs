@@ -2,7 +2,8 @@
 //! `tokio::task_local!` holding an `Arc` of the same identity, and
 //! OpenTelemetry's `Context` with the identity attached as a value.
 //!
-//! - `read/*`: one read inside a scope;
+//! - `read/*`: one read inside a scope (`tenant_borrowed` reads the tenant
+//!   without cloning it, through `with_current`);
 //! - `poll/scoped_future`: the cost a scope adds to every poll of a future,
 //!   polled by hand with a no-op waker so that no runtime hides it;
 //! - `spawn/with_propagation`: spawning and awaiting a task that reads the
@@ -94,6 +95,21 @@ fn reads(c: &mut Criterion) {
         || context_runtime::tenant().ok(),
         |s| s.tenant.clone(),
         |cx| cx.get::<Identity>().and_then(|s| s.tenant.clone()),
+    );
+    // The tenant borrowed, not cloned: `with_current` lends the context.
+    read_group(
+        c,
+        "tenant_borrowed",
+        || {
+            context_runtime::with_current(|cx| {
+                cx.and_then(Context::tenant).map(|t| t.as_str().len())
+            })
+        },
+        |s| s.tenant.as_ref().map(|t| t.as_str().len()),
+        |cx| {
+            cx.get::<Identity>()
+                .and_then(|s| s.tenant.as_ref().map(|t| t.as_str().len()))
+        },
     );
     read_group(
         c,

@@ -93,9 +93,9 @@ pub fn from_env_using(propagator: &Propagator) -> Context {
         v.as_deref().map(OsStr::to_str)
     }
     propagator.extract_fields(
-        text(&parent).into_iter(),
-        text(&state).into_iter(),
-        text(&baggage).into_iter(),
+        text(&parent),
+        text(&state),
+        text(&baggage),
         |_| None,
     )
 }
