@@ -13,11 +13,14 @@
 //!
 //! Each job is one `RPUSH` and one `LPOP` on a loopback connection, as a job
 //! queue does it. The two variants alternate for several rounds on a list
-//! whose name is unique to the run; the median rate of each is printed. It
+//! whose name is unique to the run; the median rate of each is printed, and
+//! the median of the rounds' ratios (each round's two runs are neighbours in
+//! time, so a shared machine's load disturbs the ratio less). It
 //! needs Redis on 127.0.0.1:6379, and says so loudly and skips when there is
 //! none (it fails instead under `CONTEXT_REQUIRE_SERVICES=1`). Run outside
 //! `cargo bench` (by `cargo test --benches`) it makes a short smoke run.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -106,11 +109,61 @@ impl fmt::Display for Variant {
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// Pushes `jobs` jobs through `list` and handles them; returns the elapsed time.
+/// Where the jobs wait: the Redis list, or (to measure the work without the
+/// broker) a queue in memory.
+enum Queue<'a> {
+    Redis {
+        con: &'a mut redis::Connection,
+        list: &'a str,
+    },
+    Memory(VecDeque<Vec<u8>>),
+}
+
+impl Queue<'_> {
+    fn clear(&mut self) -> BenchResult<()> {
+        match self {
+            Queue::Redis { con, list } => {
+                let _: usize = con.del(*list)?;
+            }
+            Queue::Memory(queue) => queue.clear(),
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, payload: Vec<u8>) -> BenchResult<()> {
+        match self {
+            Queue::Redis { con, list } => {
+                let _: usize = con.rpush(*list, payload)?;
+            }
+            Queue::Memory(queue) => queue.push_back(payload),
+        }
+        Ok(())
+    }
+
+    fn pop(&mut self) -> BenchResult<Option<Vec<u8>>> {
+        Ok(match self {
+            Queue::Redis { con, list } => con.lpop(*list, None)?,
+            Queue::Memory(queue) => queue.pop_front(),
+        })
+    }
+
+    /// Jobs left behind, after the list is removed.
+    fn finish(&mut self) -> BenchResult<usize> {
+        match self {
+            Queue::Redis { con, list } => {
+                let left: usize = con.llen(*list)?;
+                let _: usize = con.del(*list)?;
+                Ok(left)
+            }
+            Queue::Memory(queue) => Ok(queue.len()),
+        }
+    }
+}
+
+/// Pushes `jobs` jobs through `queue` and handles them; returns the elapsed time.
 fn run(
-    con: &mut redis::Connection,
+    queue: &mut Queue<'_>,
     runtime: &tokio::runtime::Runtime,
-    list: &str,
     variant: Variant,
     jobs: u64,
 ) -> BenchResult<Duration> {
@@ -118,7 +171,7 @@ fn run(
         .into_iter()
         .map(|t| Context::root().with_tenant(TenantId::new(t).expect("valid")))
         .collect();
-    let _: usize = con.del(list)?;
+    queue.clear()?;
     let start = Instant::now();
 
     // Producer: one request scope per job, one RPUSH per job.
@@ -143,17 +196,20 @@ fn run(
                 })?
             }
         };
-        let _: usize = con.rpush(list, payload)?;
+        queue.push(payload)?;
     }
-    // Left behind only if this run dies before its `DEL` below.
-    let _: bool = con.expire(list, 600)?;
+    if let Queue::Redis { con, list } = queue {
+        // Left behind only if this run dies before its `DEL` below.
+        let _: bool = con.expire(*list, 600)?;
+    }
 
     // Worker: one LPOP per job, then the handler.
     let mut checksum = 0u64;
     runtime.block_on(async {
         for _ in 0..jobs {
-            let payload: Option<Vec<u8>> = con.lpop(list, None)?;
-            let payload = payload.ok_or("the list ran dry before every job was handled")?;
+            let payload = queue
+                .pop()?
+                .ok_or("the list ran dry before every job was handled")?;
             let handled = match variant {
                 Variant::Without => handle_plain(serde_json::from_slice(&payload)?).await,
                 Variant::With => handle_in_context(serde_json::from_slice(&payload)?).await,
@@ -166,8 +222,7 @@ fn run(
     let elapsed = start.elapsed();
     std::hint::black_box(checksum);
 
-    let left: usize = con.llen(list)?;
-    let _: usize = con.del(list)?;
+    let left = queue.finish()?;
     if left != 0 {
         return Err(format!("{left} jobs were left in the list").into());
     }
@@ -219,7 +274,11 @@ fn main() -> ExitCode {
     let mut rates = [Vec::new(), Vec::new()];
     for round in 0..rounds {
         for (i, variant) in [Variant::Without, Variant::With].into_iter().enumerate() {
-            match run(&mut con, &runtime, &list, variant, jobs) {
+            let mut queue = Queue::Redis {
+                con: &mut con,
+                list: &list,
+            };
+            match run(&mut queue, &runtime, variant, jobs) {
                 Ok(elapsed) => {
                     let rate = jobs as f64 / elapsed.as_secs_f64();
                     println!(
@@ -245,12 +304,37 @@ fn main() -> ExitCode {
         .collect();
     let ratio = median(ratios);
     let [without, with] = rates.map(median);
+    // The same jobs through a queue in memory: what the context itself
+    // costs per job, without the broker.
+    let mut per_job = [0.0; 2];
+    for (i, variant) in [Variant::Without, Variant::With].into_iter().enumerate() {
+        let mut samples = Vec::new();
+        for _ in 0..rounds {
+            let mut queue = Queue::Memory(VecDeque::new());
+            match run(&mut queue, &runtime, variant, jobs) {
+                Ok(elapsed) => samples.push(elapsed.as_secs_f64() * 1e6 / jobs as f64),
+                Err(e) => {
+                    eprintln!("redis_throughput: in memory, {variant}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        per_job[i] = median(samples);
+    }
     println!("without context:      {without:>9.0} jobs/s (median of {rounds})");
     println!("with carrier + scope: {with:>9.0} jobs/s (median of {rounds})");
     println!(
         "ratio (median of the rounds' ratios): {ratio:.3} of the rate without context; \
          the context costs {:.1}% (target: under 3%)",
         (1.0 / ratio - 1.0) * 100.0
+    );
+    println!(
+        "without the broker (a queue in memory): {:.2} µs per job without context, {:.2} µs with; \
+         the context's own work is {:.2} µs per job, {:.1}% of a job through Redis here",
+        per_job[0],
+        per_job[1],
+        per_job[1] - per_job[0],
+        (per_job[1] - per_job[0]) * without / 1e4
     );
     ExitCode::SUCCESS
 }
