@@ -59,6 +59,14 @@
 //!   problem response.
 //! - `reqwest`: [`http::RequestBuilderExt`] for outgoing calls.
 //! - `uuid`: `uuid::Uuid` as a `#[carrier(tenant)]` field.
+//! - `redis`: [`brokers::redis`]: jobs on Redis lists, the carrier in the
+//!   JSON payload, dead letters in a list.
+//! - `lapin`: [`brokers::amqp`]: RabbitMQ, the W3C fields in AMQP headers,
+//!   a dead-letter exchange.
+//! - `async-nats`: [`brokers::nats`]: NATS and JetStream, the W3C fields in
+//!   message headers, a dead-letter subject.
+//! - `apalis`: [`brokers::apalis`]: a layer that runs apalis handlers in the
+//!   job's context and dead-letters what must not run.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -72,6 +80,7 @@ mod tenant;
 mod trace;
 mod user;
 
+pub mod brokers;
 pub mod process;
 pub mod thread;
 pub mod w3c;
