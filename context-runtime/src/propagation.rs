@@ -86,7 +86,7 @@ pub enum Outbound {
 /// fields, whom to trust on the way in, and what to send on the way out.
 ///
 /// ```
-/// use context_runtime::http::{Outbound, Propagator};
+/// use context_runtime::{Outbound, Propagator};
 ///
 /// // Between our own services: trust and send `acme.tenant`, no user.
 /// let internal = Propagator::new()
