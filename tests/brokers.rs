@@ -12,6 +12,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+/// The line a worker prints once it consumes.
+pub const READY: &str = "READY";
+
 /// The tenants the tests spread their jobs over.
 pub const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
 
@@ -65,7 +68,8 @@ pub struct Stamp {
 #[derive(Debug)]
 pub struct Workers {
     children: Vec<Child>,
-    reports: mpsc::UnboundedReceiver<Report>,
+    reports: mpsc::UnboundedReceiver<Option<Report>>,
+    ready: usize,
     /// Every report so far, by job id (a job reported twice appears twice).
     pub seen: BTreeMap<u64, Vec<Report>>,
 }
@@ -96,9 +100,13 @@ impl Workers {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    if line == READY {
+                        let _ = tx.send(None);
+                        continue;
+                    }
                     match serde_json::from_str::<Report>(&line) {
                         Ok(report) => {
-                            let _ = tx.send(report);
+                            let _ = tx.send(Some(report));
                         }
                         Err(_) => eprintln!("worker: {line}"),
                     }
@@ -109,7 +117,36 @@ impl Workers {
         Workers {
             children,
             reports,
+            ready: 0,
             seen: BTreeMap::new(),
+        }
+    }
+
+    /// Waits until every worker has printed [`READY`] (connected and
+    /// consuming), so that all of them take part; at most `limit`.
+    ///
+    /// # Panics
+    ///
+    /// When a worker is not ready in time.
+    pub async fn wait_ready(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.ready < self.children.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.reports.recv()).await {
+                Ok(Some(report)) => self.record(report),
+                Ok(None) | Err(_) => panic!(
+                    "{} of {} workers ready after {limit:?}",
+                    self.ready,
+                    self.children.len()
+                ),
+            }
+        }
+    }
+
+    fn record(&mut self, report: Option<Report>) {
+        match report {
+            Some(report) => self.seen.entry(report.id).or_default().push(report),
+            None => self.ready += 1,
         }
     }
 
@@ -132,7 +169,7 @@ impl Workers {
             match tokio::time::timeout(left.min(Duration::from_millis(250)), self.reports.recv())
                 .await
             {
-                Ok(Some(report)) => self.seen.entry(report.id).or_default().push(report),
+                Ok(Some(report)) => self.record(report),
                 Ok(None) => return done(&self.seen),
                 Err(_) => {}
             }
@@ -161,7 +198,7 @@ impl Workers {
         while let Ok(Some(report)) =
             tokio::time::timeout(Duration::from_millis(200), self.reports.recv()).await
         {
-            self.seen.entry(report.id).or_default().push(report);
+            self.record(report);
         }
     }
 }

@@ -42,7 +42,7 @@ const BAD_TENANT: &str = "bad;tenant";
 impl Poison {
     fn kind(self) -> RejectionKind {
         match self {
-            Poison::NoTenant => RejectionKind::TenantRequired,
+            Poison::NoTenant => RejectionKind::NoTenant,
             Poison::BadTenant | Poison::BrokenCarrier => RejectionKind::InvalidCarrier,
             Poison::Unreadable => RejectionKind::Unreadable,
         }
@@ -273,12 +273,13 @@ async fn redis_run(leak: bool) -> Option<(Workers, Vec<Planned>, HashMap<u64, St
         Poison::BrokenCarrier,
         Poison::Unreadable,
     ]);
-    let workers = Workers::spawn(
+    let mut workers = Workers::spawn(
         WORKER,
         WORKERS,
         &worker_args("redis", &url, &name, "", leak),
     );
 
+    workers.wait_ready(Duration::from_secs(20)).await;
     let mut stamps = HashMap::new();
     for p in &planned {
         match p {
@@ -429,11 +430,12 @@ async fn rabbitmq_jobs_keep_their_context_across_worker_processes() {
     queue.declare(&channel).await.expect("declare the queues");
 
     let planned = plan(&[Poison::NoTenant, Poison::BadTenant, Poison::BrokenCarrier]);
-    let workers = Workers::spawn(
+    let mut workers = Workers::spawn(
         WORKER,
         WORKERS,
         &worker_args("amqp", &url, &name, "", false),
     );
+    workers.wait_ready(Duration::from_secs(20)).await;
     let mut stamps = HashMap::new();
     for p in &planned {
         match p {
@@ -582,11 +584,12 @@ async fn nats_jobs_keep_their_context_across_worker_processes() {
     .expect("the workers' consumer");
 
     let planned = plan(&[Poison::NoTenant, Poison::BadTenant, Poison::BrokenCarrier]);
-    let workers = Workers::spawn(
+    let mut workers = Workers::spawn(
         WORKER,
         WORKERS,
         &worker_args("nats", &url, &subject, &stream_name, false),
     );
+    workers.wait_ready(Duration::from_secs(20)).await;
     let mut stamps = HashMap::new();
     for p in &planned {
         match p {
@@ -688,11 +691,12 @@ async fn apalis_jobs_keep_their_context_across_worker_processes() {
         RedisStorage::<Job<TestJob>>::new(conn.clone()).with_config(Config::default().queue(&name));
 
     let planned = plan(&[Poison::NoTenant, Poison::BadTenant, Poison::BrokenCarrier]);
-    let workers = Workers::spawn(
+    let mut workers = Workers::spawn(
         WORKER,
         WORKERS,
         &worker_args("apalis", &url, &name, "", false),
     );
+    workers.wait_ready(Duration::from_secs(20)).await;
     let mut stamps = HashMap::new();
     for p in &planned {
         match p {

@@ -49,7 +49,7 @@
 //!
 //! let orphan: Job<u32> = serde_json::from_str(r#"{"data":7}"#)?;
 //! let rejected = admit(&orphan, &Policy::new()).unwrap_err();
-//! assert_eq!(rejected.kind(), RejectionKind::TenantRequired);
+//! assert_eq!(rejected.kind(), RejectionKind::NoTenant);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -269,7 +269,7 @@ where
 {
     let cx = source.to_context().map_err(Into::into)?;
     if policy.tenant_required && cx.tenant().is_none() {
-        return Err(Rejection::TenantRequired);
+        return Err(Rejection::NoTenant);
     }
     Ok(cx)
 }
@@ -283,8 +283,9 @@ pub enum RejectionKind {
     Unreadable,
     /// The carrier does not parse, or names an invalid tenant or user.
     InvalidCarrier,
-    /// No tenant, and the policy requires one.
-    TenantRequired,
+    /// No tenant, and the policy requires one (`"tenant_required"`).
+    #[serde(rename = "tenant_required")]
+    NoTenant,
     /// The handler failed on every allowed attempt.
     Exhausted,
 }
@@ -295,7 +296,7 @@ impl RejectionKind {
         match self {
             RejectionKind::Unreadable => "unreadable",
             RejectionKind::InvalidCarrier => "invalid_carrier",
-            RejectionKind::TenantRequired => "tenant_required",
+            RejectionKind::NoTenant => "tenant_required",
             RejectionKind::Exhausted => "exhausted",
         }
     }
@@ -304,7 +305,7 @@ impl RejectionKind {
         [
             RejectionKind::Unreadable,
             RejectionKind::InvalidCarrier,
-            RejectionKind::TenantRequired,
+            RejectionKind::NoTenant,
             RejectionKind::Exhausted,
         ]
         .into_iter()
@@ -330,7 +331,7 @@ pub enum Rejection {
     /// The carrier does not parse, or names an invalid tenant or user.
     InvalidCarrier(CarrierError),
     /// No tenant, and the policy requires one.
-    TenantRequired,
+    NoTenant,
     /// The handler failed on every allowed attempt.
     Exhausted {
         /// How many times it ran.
@@ -346,7 +347,7 @@ impl Rejection {
         match self {
             Rejection::Unreadable { .. } => RejectionKind::Unreadable,
             Rejection::InvalidCarrier(_) => RejectionKind::InvalidCarrier,
-            Rejection::TenantRequired => RejectionKind::TenantRequired,
+            Rejection::NoTenant => RejectionKind::NoTenant,
             Rejection::Exhausted { .. } => RejectionKind::Exhausted,
         }
     }
@@ -366,7 +367,7 @@ impl fmt::Display for Rejection {
         match self {
             Rejection::Unreadable { reason } => write!(f, "the job is unreadable: {reason}"),
             Rejection::InvalidCarrier(e) => e.fmt(f),
-            Rejection::TenantRequired => f.write_str(
+            Rejection::NoTenant => f.write_str(
                 "the job has no tenant and this queue requires one; \
                  the producer must enqueue it inside a tenant's context",
             ),
@@ -554,7 +555,7 @@ mod tests {
         let orphan: Job<u32> = serde_json::from_str(r#"{"data":1}"#).expect("parses");
         assert_eq!(
             admit(&orphan, &Policy::new()).map(|_| ()),
-            Err(Rejection::TenantRequired)
+            Err(Rejection::NoTenant)
         );
         assert!(admit(&orphan, &Policy::new().tenant_optional()).is_ok());
     }

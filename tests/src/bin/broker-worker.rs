@@ -20,7 +20,7 @@ use async_nats::jetstream;
 use context_runtime::brokers::apalis::ContextLayer;
 use context_runtime::brokers::{amqp, nats, redis as redis_jobs, Job, Outcome};
 use context_runtime::{requires_tenant, with_context, CarrierError, Context, TenantRequired};
-use context_tests::brokers::{Report, TestJob};
+use context_tests::brokers::{Report, TestJob, READY};
 use futures_util::StreamExt as _;
 use lapin::message::Delivery;
 use tokio::io::AsyncReadExt as _;
@@ -207,6 +207,7 @@ async fn run_redis(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failur
     let client = redis::Client::open(args.url.as_str())?;
     let conn = client.get_multiplexed_async_connection().await?;
     let queue = redis_jobs::Queue::new(args.queue.clone());
+    println!("{READY}");
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
         let (mut conn, queue, args, stop) =
@@ -246,6 +247,7 @@ async fn run_amqp(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure
             Default::default(),
         )
         .await?;
+    println!("{READY}");
     consumer
         .take_until(stopped(stop))
         .for_each_concurrent(args.concurrency, |delivery| {
@@ -278,6 +280,7 @@ async fn run_nats(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure
         .get_consumer("workers")
         .await?;
     let messages = consumer.messages().await?;
+    println!("{READY}");
     messages
         .take_until(stopped(stop))
         .for_each_concurrent(args.concurrency, |message| {
@@ -312,6 +315,7 @@ async fn run_apalis(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failu
         .layer(ContextLayer::new(conn, &args.queue))
         .concurrency(args.concurrency)
         .build(handle_apalis);
+    println!("{READY}");
     worker
         .run_until(async move {
             stopped(stop).await;
