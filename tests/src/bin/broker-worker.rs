@@ -308,14 +308,22 @@ async fn run_apalis(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failu
         .queue(&args.queue)
         .batch_size(args.concurrency)
         .heartbeat_interval(Duration::from_secs(1));
-    let storage = apalis_redis::RedisStorage::<Job<TestJob>>::new(conn.clone()).with_config(config);
+    // Poll on a short interval too: apalis's "jobs available" signal wakes
+    // one waiting worker, and the others would otherwise sit out a short run.
+    let storage = apalis_redis::RedisStorage::<Job<TestJob>>::new(conn.clone())
+        .with_config(config)
+        .poll_with_interval(Duration::from_millis(50));
     let worker = WorkerBuilder::new(format!("{}-{}", args.queue, args.worker))
         .backend(storage)
         .data(args.clone())
         .layer(ContextLayer::new(conn, &args.queue))
         .concurrency(args.concurrency)
+        .on_event(|_, event| {
+            if matches!(event, Event::Start) {
+                println!("{READY}");
+            }
+        })
         .build(handle_apalis);
-    println!("{READY}");
     worker
         .run_until(async move {
             stopped(stop).await;
