@@ -158,7 +158,7 @@ pub use crate::user::{InvalidUserRef, UserId, UserRef};
 /// must return `Result<_, E>` with `E: From<CarrierError>`; the body does not
 /// run and the error is returned.
 ///
-/// # What this expands to
+/// # What this expands to (simplified)
 ///
 /// ```text
 /// async fn handle(job: Job) -> Result<(), E> {

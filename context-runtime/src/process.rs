@@ -92,10 +92,5 @@ pub fn from_env_using(propagator: &Propagator) -> Context {
     fn text(v: &Option<std::ffi::OsString>) -> Option<Option<&str>> {
         v.as_deref().map(OsStr::to_str)
     }
-    propagator.extract_fields(
-        text(&parent).into_iter(),
-        text(&state).into_iter(),
-        text(&baggage).into_iter(),
-        |_| None,
-    )
+    propagator.extract_fields(text(&parent), text(&state), text(&baggage), |_| None)
 }

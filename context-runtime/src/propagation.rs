@@ -86,12 +86,12 @@ pub enum Outbound {
 /// fields, whom to trust on the way in, and what to send on the way out.
 ///
 /// ```
-/// use context_runtime::http::{Outbound, Propagator};
+/// use context_runtime::{Outbound, Propagator};
 ///
 /// // Between our own services: trust and send `acme.tenant`, no user.
 /// let internal = Propagator::new()
-///     .tenant_key(Some("acme.tenant"))
-///     .user_key(None)
+///     .tenant_key("acme.tenant")
+///     .without_user_key()
 ///     .trust_baggage_identity();
 ///
 /// // To a third party: the trace travels, the identity does not.
@@ -132,15 +132,29 @@ impl Propagator {
         DEFAULT.get_or_init(Propagator::new)
     }
 
-    /// The baggage key of the tenant (`None`: the tenant never rides baggage).
-    pub fn tenant_key(mut self, key: Option<impl Into<Cow<'static, str>>>) -> Self {
-        self.tenant_key = key.map(Into::into);
+    /// The baggage key of the tenant (default `tenantId`), e.g. a namespaced
+    /// `acme.tenant`.
+    pub fn tenant_key(mut self, key: impl Into<Cow<'static, str>>) -> Self {
+        self.tenant_key = Some(key.into());
         self
     }
 
-    /// The baggage key of the user, written as a `type:id` token (`None`: off).
-    pub fn user_key(mut self, key: Option<impl Into<Cow<'static, str>>>) -> Self {
-        self.user_key = key.map(Into::into);
+    /// The tenant never rides baggage, in or out.
+    pub fn without_tenant_key(mut self) -> Self {
+        self.tenant_key = None;
+        self
+    }
+
+    /// The baggage key of the user (default `userRef`), written as a
+    /// `type:id` token.
+    pub fn user_key(mut self, key: impl Into<Cow<'static, str>>) -> Self {
+        self.user_key = Some(key.into());
+        self
+    }
+
+    /// The user never rides baggage, in or out.
+    pub fn without_user_key(mut self) -> Self {
+        self.user_key = None;
         self
     }
 
