@@ -232,7 +232,9 @@ impl<T, E> TenantResults<T, E> {
 
     /// Every tenant with its outcome.
     pub fn iter(&self) -> impl Iterator<Item = (&TenantId, &Result<T, TenantFailure<E>>)> + '_ {
-        self.results.iter().map(|(tenant, outcome)| (tenant, outcome))
+        self.results
+            .iter()
+            .map(|(tenant, outcome)| (tenant, outcome))
     }
 
     /// The tenants that succeeded, with their values.
@@ -313,7 +315,10 @@ mod tests {
             Ok::<_, ()>(context_runtime_tenant())
         })
         .await;
-        let outcomes: Vec<_> = results.iter().map(|(t, o)| (t.as_str(), o.clone())).collect();
+        let outcomes: Vec<_> = results
+            .iter()
+            .map(|(t, o)| (t.as_str(), o.clone()))
+            .collect();
         assert_eq!(outcomes[0], ("a", Ok(Some("a".to_owned()))));
         assert!(
             matches!(&outcomes[1], ("b", Err(TenantFailure::Panicked(m))) if m.contains("b explodes"))

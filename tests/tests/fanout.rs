@@ -19,7 +19,10 @@ fn tenants(names: &[&str]) -> Vec<TenantId> {
 
 /// What one tenant's work saw: the tenant it was given, then the tenant,
 /// trace id and source in scope at each checkpoint.
-type Seen = (String, Vec<(Option<String>, Option<TraceId>, Option<String>)>);
+type Seen = (
+    String,
+    Vec<(Option<String>, Option<TraceId>, Option<String>)>,
+);
 
 fn checkpoint() -> (Option<String>, Option<TraceId>, Option<String>) {
     let cx = context_runtime::current();
@@ -27,8 +30,7 @@ fn checkpoint() -> (Option<String>, Option<TraceId>, Option<String>) {
         cx.as_ref()
             .and_then(|cx| cx.tenant().map(|t| t.as_str().to_owned())),
         cx.as_ref().map(Context::trace_id),
-        cx.as_ref()
-            .and_then(|cx| cx.source().map(str::to_owned)),
+        cx.as_ref().and_then(|cx| cx.source().map(str::to_owned)),
     )
 }
 
@@ -38,9 +40,8 @@ async fn each_tenant_runs_in_its_own_child_of_the_callers_scope() {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let results = cron
         .scope(async {
-            let results = fanout::for_each_tenant(
-                tenants(&["acme", "globex", "initech"]),
-                |tenant| {
+            let results =
+                fanout::for_each_tenant(tenants(&["acme", "globex", "initech"]), |tenant| {
                     // Called inside the tenant's scope already.
                     let first = checkpoint();
                     let seen = seen.clone();
@@ -58,11 +59,13 @@ async fn each_tenant_runs_in_its_own_child_of_the_callers_scope() {
                             _ => Ok(tenant.as_str().len()),
                         }
                     }
-                },
-            )
-            .await;
+                })
+                .await;
             // The caller's scope is as it was: the cron job's, no tenant.
-            assert_eq!(checkpoint(), (None, Some(cron.trace_id()), Some("cron:close-month".into())));
+            assert_eq!(
+                checkpoint(),
+                (None, Some(cron.trace_id()), Some("cron:close-month".into()))
+            );
             results
         })
         .await;
@@ -129,7 +132,9 @@ async fn a_failed_or_panicking_tenant_leaks_nothing_into_the_next() {
     // The fan-out: every tenant's work runs under that tenant, whatever the
     // previous one did.
     let results = fanout::for_each_tenant(tenants(&names), |tenant| async move {
-        let ran_under = context_runtime::tenant().ok().map(|t| t.as_str().to_owned());
+        let ran_under = context_runtime::tenant()
+            .ok()
+            .map(|t| t.as_str().to_owned());
         if tenant.as_str() == "initech" {
             // A panic in the middle of a nested scope of another tenant.
             Context::root()
@@ -181,7 +186,11 @@ async fn concurrently_each_tenant_keeps_its_own_scope() {
             names.iter().map(|n| TenantId::new(n).expect("valid")),
             8,
             |tenant| async move {
-                let seed = tenant.as_str().trim_start_matches("tenant-").parse().unwrap_or(0);
+                let seed = tenant
+                    .as_str()
+                    .trim_start_matches("tenant-")
+                    .parse()
+                    .unwrap_or(0);
                 let mut rng = fastrand::Rng::with_seed(seed);
                 let mut mismatches = 0;
                 for _ in 0..5 {
@@ -214,7 +223,10 @@ async fn concurrently_each_tenant_keeps_its_own_scope() {
     assert_eq!(
         failures,
         vec![
-            ("tenant-7".to_owned(), "panicked: tenant-7 exploded".to_owned()),
+            (
+                "tenant-7".to_owned(),
+                "panicked: tenant-7 exploded".to_owned()
+            ),
             ("tenant-9".to_owned(), "tenant-9 failed".to_owned()),
         ]
     );

@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use context_runtime::postgres::{self, TenantTransaction};
 use context_runtime::{
-    fanout, requires_tenant, with_context, Carrier, CarrierError, Context, TenantId,
-    TenantRequired,
+    fanout, requires_tenant, with_context, Carrier, CarrierError, Context, TenantId, TenantRequired,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection as _, PgPool, Row as _};
@@ -253,11 +252,26 @@ async fn a_job_reads_and_updates_only_its_tenants_rows() {
         ctx: tenant_cx("acme").to_carrier(),
     };
     let (seen, closed) = close_month(&pool, job).await.expect("job");
-    assert_eq!(seen, vec!["acme"; 3], "the unfiltered select saw other tenants");
-    assert_eq!(closed, 3, "the unfiltered update touched other tenants' rows");
+    assert_eq!(
+        seen,
+        vec!["acme"; 3],
+        "the unfiltered select saw other tenants"
+    );
+    assert_eq!(
+        closed, 3,
+        "the unfiltered update touched other tenants' rows"
+    );
     assert_eq!(db.owner_view("acme").await.1, 0, "acme's rows are closed");
-    assert_eq!(db.owner_view("globex").await.1, 2, "globex's rows are untouched");
-    assert_eq!(db.owner_view("initech").await.1, 4, "initech's rows are untouched");
+    assert_eq!(
+        db.owner_view("globex").await.1,
+        2,
+        "globex's rows are untouched"
+    );
+    assert_eq!(
+        db.owner_view("initech").await.1,
+        4,
+        "initech's rows are untouched"
+    );
 
     // Control: the same unfiltered select as the owner sees every tenant, so
     // the filtering above is row-level security's, not the data's.
@@ -292,9 +306,10 @@ async fn writing_a_row_for_another_tenant_fails() {
     let error = acme
         .scope(async {
             let mut tx = postgres::begin(&pool).await?;
-            let result = sqlx::query("insert into invoices (tenant_id, amount) values ('globex', 1)")
-                .execute(&mut *tx)
-                .await;
+            let result =
+                sqlx::query("insert into invoices (tenant_id, amount) values ('globex', 1)")
+                    .execute(&mut *tx)
+                    .await;
             Ok::<_, postgres::Error>(result.expect_err("an insert for globex under acme"))
         })
         .await
@@ -394,8 +409,12 @@ async fn run_jobs(pool: &PgPool, binding: Binding) -> Arc<Tally> {
     for i in 0..jobs {
         let (name, count) = SEED[i % SEED.len()];
         let cx = tenant_cx(name);
-        let (pool, tally, ambient, barrier) =
-            (pool.clone(), tally.clone(), ambient.clone(), barrier.clone());
+        let (pool, tally, ambient, barrier) = (
+            pool.clone(),
+            tally.clone(),
+            ambient.clone(),
+            barrier.clone(),
+        );
         let job = async move {
             let mut rng = fastrand::Rng::with_seed(i as u64);
             if binding == Binding::Ambient {
@@ -530,7 +549,10 @@ async fn a_pooled_connection_reused_afterwards_sees_no_tenant() {
         .await;
     let (rows, setting, reused) = next_user_sees(&pool).await;
     assert_eq!(reused, pid, "the same pooled connection");
-    assert!(rows.is_empty(), "after commit, a user without a tenant saw {rows:?}");
+    assert!(
+        rows.is_empty(),
+        "after commit, a user without a tenant saw {rows:?}"
+    );
     assert!(setting.unwrap_or_default().is_empty());
 
     // Rolled back, and dropped without either (a failed or cancelled job).
@@ -600,7 +622,10 @@ async fn a_job_without_a_tenant_runs_no_query() {
 
     let result = insert_invoice(&pool, orphan()).await;
     assert!(
-        matches!(result, Err(JobError::Db(postgres::Error::TenantRequired(_)))),
+        matches!(
+            result,
+            Err(JobError::Db(postgres::Error::TenantRequired(_)))
+        ),
         "{result:?}"
     );
     assert!(matches!(
@@ -611,7 +636,11 @@ async fn a_job_without_a_tenant_runs_no_query() {
         postgres::begin(&pool).await,
         Err(postgres::Error::TenantRequired(_))
     ));
-    assert_eq!(pool.size(), 0, "a connection was opened for a job without a tenant");
+    assert_eq!(
+        pool.size(),
+        0,
+        "a connection was opened for a job without a tenant"
+    );
     assert_eq!(db.owner_total_rows().await, 9);
 
     // Control: with a tenant the same handler does reach the database.
@@ -633,7 +662,10 @@ async fn a_job_without_a_tenant_runs_no_query() {
     let nested = tenant_cx("initech")
         .scope(async { postgres::begin_on(&mut outer).await.map(|_| ()) })
         .await;
-    assert!(matches!(nested, Err(postgres::Error::InTransaction)), "{nested:?}");
+    assert!(
+        matches!(nested, Err(postgres::Error::InTransaction)),
+        "{nested:?}"
+    );
     outer.rollback().await.expect("rollback");
     let bound = tenant_cx("initech")
         .scope(async {
@@ -678,9 +710,16 @@ async fn a_failing_tenant_in_a_fan_out_leaks_nothing_into_the_next() {
         .collect();
     assert_eq!(outcomes[0], ("acme", Some(vec!["acme".to_owned(); 3])));
     assert_eq!(outcomes[1], ("globex", None));
-    assert_eq!(outcomes[2], ("initech", Some(vec!["initech".to_owned(); 4])));
+    assert_eq!(
+        outcomes[2],
+        ("initech", Some(vec!["initech".to_owned(); 4]))
+    );
     assert_eq!(results.failures().count(), 1);
     assert_eq!(db.owner_view("acme").await.1, 0);
-    assert_eq!(db.owner_view("globex").await.1, 2, "globex's update rolled back");
+    assert_eq!(
+        db.owner_view("globex").await.1,
+        2,
+        "globex's update rolled back"
+    );
     assert_eq!(db.owner_view("initech").await.1, 0);
 }

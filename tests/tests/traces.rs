@@ -10,7 +10,7 @@ use std::time::Duration;
 use context_runtime::opentelemetry::{from_current, ContextIdGenerator};
 use context_runtime::{Carrier, Context, SpanId, TenantId, TraceId};
 use opentelemetry::trace::{Span as _, SpanId as OtelSpanId, TraceContextExt as _, Tracer as _};
-use opentelemetry::trace::{TracerProvider as _, TraceId as OtelTraceId};
+use opentelemetry::trace::{TraceId as OtelTraceId, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracer, SdkTracerProvider, SpanData};
 use tracing::Instrument as _;
@@ -91,7 +91,8 @@ async fn spans_in_a_scope_continue_the_carried_trace_under_the_remote_parent() {
         "traceparent",
         format!("00-{TRACE}-{PARENT}-01").parse().expect("header"),
     );
-    let cx = context_runtime::http::extract(&headers).with_tenant(TenantId::new("acme").expect("valid"));
+    let cx =
+        context_runtime::http::extract(&headers).with_tenant(TenantId::new("acme").expect("valid"));
     cx.scope(work(&telemetry.tracer)).await;
 
     let spans = spans_by_name(&telemetry.exporter);
@@ -132,7 +133,12 @@ async fn a_carrier_without_a_parent_span_gives_the_local_root_its_trace_id() {
     cx.scope(work(&with_generator.tracer)).await;
     let spans = spans_by_name(&with_generator.exporter);
     for span in spans.values() {
-        assert_eq!(span.span_context.trace_id(), otel_trace(cx.trace_id()), "{}", span.name);
+        assert_eq!(
+            span.span_context.trace_id(),
+            otel_trace(cx.trace_id()),
+            "{}",
+            span.name
+        );
     }
     assert_eq!(spans["context"].parent_span_id, OtelSpanId::INVALID);
     drop(with_generator);
@@ -142,7 +148,10 @@ async fn a_carrier_without_a_parent_span_gives_the_local_root_its_trace_id() {
     let without = telemetry(false);
     cx.scope(work(&without.tracer)).await;
     let spans = spans_by_name(&without.exporter);
-    assert_ne!(spans["context"].span_context.trace_id(), otel_trace(cx.trace_id()));
+    assert_ne!(
+        spans["context"].span_context.trace_id(),
+        otel_trace(cx.trace_id())
+    );
 }
 
 #[tokio::test]
@@ -205,7 +214,10 @@ async fn interleaved_jobs(tracer: &SdkTracer, scoped: bool) -> Vec<(TraceId, Spa
     let local = tokio::task::LocalSet::new();
     for (i, (trace, parent)) in jobs.iter().copied().enumerate() {
         let tracer = tracer.clone();
-        let cx = Context::builder().trace_id(trace).parent_span_id(parent).build();
+        let cx = Context::builder()
+            .trace_id(trace)
+            .parent_span_id(parent)
+            .build();
         let job = async move {
             let mut rng = fastrand::Rng::with_seed(i as u64);
             for step in 0..3 {
@@ -268,7 +280,10 @@ fn interleaved_jobs_never_share_a_trace() {
     let jobs = runtime.block_on(interleaved_jobs(&tracer, false));
     let spans = exporter.get_finished_spans().expect("spans");
     let bad = misplaced(&spans, &jobs);
-    eprintln!("control: {bad} of {} spans in another job's trace", spans.len());
+    eprintln!(
+        "control: {bad} of {} spans in another job's trace",
+        spans.len()
+    );
     assert!(bad > 0, "the control showed no cross-talk");
 }
 
