@@ -210,6 +210,7 @@ impl<E: std::error::Error> std::error::Error for TenantFailure<E> {
 
 /// Every tenant's outcome, in the order the tenants were given.
 #[derive(Debug, Clone)]
+#[must_use = "a tenant's failure is reported only here"]
 pub struct TenantResults<T, E> {
     results: Vec<(TenantId, Result<T, TenantFailure<E>>)>,
 }

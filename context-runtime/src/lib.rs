@@ -63,9 +63,9 @@
 //!   PostgreSQL row-level security.
 //! - `tracing`: every scope runs in a `context` span with `trace_id`,
 //!   `tenant_id` and `user`, so every event inside carries them
-//!   ([`tracing`](crate::tracing)).
+//!   ([`tracing`]).
 //! - `opentelemetry`: spans made inside a scope continue its trace, and
-//!   contexts can be read from OpenTelemetry's ([`opentelemetry`](crate::opentelemetry)).
+//!   contexts can be read from OpenTelemetry's ([`opentelemetry`]).
 //! - `opentelemetry_sdk`: an SDK id generator that starts root spans in the
 //!   scope's trace.
 //!

@@ -18,7 +18,7 @@
 //! feature too, the scope's `context` span is itself exported, as the local
 //! root of the trace, with `trace_id`, `tenant_id` and `user` as attributes.
 //!
-//! A context read from a [`Carrier`](crate::Carrier) has a trace id but no
+//! A context read from a [`Carrier`](struct@crate::Carrier) has a trace id but no
 //! parent span. OpenTelemetry's SDK gives a span without a parent a new trace
 //! id from its id generator; configure the provider with
 //! [`ContextIdGenerator`] (feature `opentelemetry_sdk`) to give it the

@@ -34,8 +34,8 @@ pin_project! {
     /// inner future is dropped, and is restored to the outer one in between,
     /// on completion, on panic and on cancellation. With the `tracing`
     /// feature, the scope's `context` span is entered at the same times
-    /// (see [`crate::tracing`]); with `opentelemetry`, the scope's
-    /// OpenTelemetry context is attached (see [`crate::opentelemetry`]).
+    /// (see the `tracing` module); with `opentelemetry`, the scope's
+    /// OpenTelemetry context is attached (see the `opentelemetry` module).
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Scoped<F> {
         #[pin]

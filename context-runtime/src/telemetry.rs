@@ -57,6 +57,7 @@ impl ScopeTelemetry {
                 outer.is_some_and(|outer| outer.trace_id() == cx.trace_id()),
             )
         });
+        // Each feature reads one of them.
         let _ = (same_context, same_trace);
 
         // Within one trace, OpenTelemetry's current context (the caller's
