@@ -42,13 +42,22 @@ pub(crate) struct Entered<'a> {
 impl ScopeTelemetry {
     /// The telemetry of a scope that makes `cx` current (none for `None`).
     pub(crate) fn new(cx: Option<&Context>) -> Self {
-        let Some(cx) = cx else {
-            return ScopeTelemetry {
-                #[cfg(feature = "tracing")]
-                span: ::tracing::Span::none(),
-                #[cfg(feature = "opentelemetry")]
-                otel: None,
-            };
+        // With no subscriber at all the level filter is `OFF`: one atomic
+        // load, and no span.
+        #[cfg(feature = "tracing")]
+        let spans_wanted = ::tracing::level_enabled!(::tracing::Level::ERROR);
+        #[cfg(not(feature = "tracing"))]
+        let spans_wanted = false;
+        let cx = match cx {
+            Some(cx) if spans_wanted || cfg!(feature = "opentelemetry") => cx,
+            _ => {
+                return ScopeTelemetry {
+                    #[cfg(feature = "tracing")]
+                    span: ::tracing::Span::none(),
+                    #[cfg(feature = "opentelemetry")]
+                    otel: None,
+                }
+            }
         };
         // Read what is current before the new scope starts (no clone).
         let (same_context, same_trace) = crate::scope::with_current(|outer| {
@@ -71,7 +80,9 @@ impl ScopeTelemetry {
         };
 
         #[cfg(feature = "tracing")]
-        let span = if same_context {
+        let span = if !spans_wanted {
+            ::tracing::Span::none()
+        } else if same_context {
             ::tracing::Span::current()
         } else {
             // The span's OpenTelemetry parent is whatever is current when it

@@ -43,8 +43,10 @@
 //! the whole closure), never held across an `.await`, so concurrent tasks
 //! never see each other's span.
 //!
-//! The span is created with `tracing`'s own macro, so when no subscriber is
-//! interested it is `Span::none()`: no allocation and no field formatting.
+//! With no subscriber installed, a scope reads one atomic (the global level
+//! filter) and makes no span; when a subscriber is installed but not
+//! interested, `tracing`'s own macro makes `Span::none()`: no allocation and
+//! no field formatting.
 //! Its level is `ERROR` so that it is enabled whenever any event is: a filter
 //! such as `warn` would otherwise disable an `INFO` span and strip the fields
 //! from the very events that matter. Its target is [`SPAN_TARGET`]; a filter
