@@ -18,6 +18,13 @@ tokio::task_local! {
     static CURRENT: Option<Context>;
 }
 
+/// What the task-local scope wraps: the future itself, or (features
+/// `tracing`, `opentelemetry`) the future inside the scope's telemetry.
+#[cfg(not(any(feature = "tracing", feature = "opentelemetry")))]
+type InScope<F> = F;
+#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+type InScope<F> = crate::telemetry::Instrumented<F>;
+
 pin_project! {
     /// A future that runs with a context current; made by [`Context::scope`],
     /// [`FutureExt::in_context`](crate::FutureExt::in_context) and
@@ -25,11 +32,14 @@ pin_project! {
     ///
     /// The context is current at every poll of the inner future and while the
     /// inner future is dropped, and is restored to the outer one in between,
-    /// on completion, on panic and on cancellation.
+    /// on completion, on panic and on cancellation. With the `tracing`
+    /// feature, the scope's `context` span is entered at the same times
+    /// (see the `tracing` module); with `opentelemetry`, the scope's
+    /// OpenTelemetry context is attached (see the `opentelemetry` module).
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Scoped<F> {
         #[pin]
-        inner: TaskLocalFuture<Option<Context>, F>,
+        inner: TaskLocalFuture<Option<Context>, InScope<F>>,
     }
 }
 
@@ -51,6 +61,10 @@ impl<F> fmt::Debug for Scoped<F> {
 /// Makes `cx` current (or explicitly none) for `future`.
 #[inline]
 pub(crate) fn scope<F: Future>(cx: Option<Context>, future: F) -> Scoped<F> {
+    // The telemetry sits inside the task-local scope, so that whatever a
+    // subscriber does on entering the span already sees the new context.
+    #[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+    let future = crate::telemetry::Instrumented::new(cx.as_ref(), future);
     Scoped {
         inner: CURRENT.scope(cx, future),
     }
@@ -59,6 +73,15 @@ pub(crate) fn scope<F: Future>(cx: Option<Context>, future: F) -> Scoped<F> {
 /// Makes `cx` current (or explicitly none) for `f`.
 #[inline]
 pub(crate) fn scope_sync<R>(cx: Option<Context>, f: impl FnOnce() -> R) -> R {
+    #[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+    {
+        let telemetry = crate::telemetry::ScopeTelemetry::new(cx.as_ref());
+        CURRENT.sync_scope(cx, || {
+            let _entered = telemetry.enter();
+            f()
+        })
+    }
+    #[cfg(not(any(feature = "tracing", feature = "opentelemetry")))]
     CURRENT.sync_scope(cx, f)
 }
 
