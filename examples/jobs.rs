@@ -5,6 +5,17 @@
 //! ```text
 //! cargo run --example jobs
 //! ```
+//!
+//! With `--broker URL` the same demo runs over a real broker, with three
+//! worker processes (this program, started again with `--work`):
+//!
+//! ```text
+//! cargo run --example jobs -- --broker redis://127.0.0.1:6379
+//! cargo run --example jobs -- --broker amqp://guest:guest@127.0.0.1:5672/%2f
+//! cargo run --example jobs -- --broker nats://127.0.0.1:4222
+//! ```
+
+mod broker_demo;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,6 +66,7 @@ impl From<CarrierError> for JobError {
 }
 
 /// What a finished job reports back.
+#[derive(Serialize, Deserialize)]
 struct Done {
     id: u32,
     trace_id: String,
@@ -85,8 +97,13 @@ async fn render_pdf(invoice: u32) -> String {
 #[with_context(from = "job.ctx")]
 #[requires_tenant]
 async fn handle(job: InvoiceJob) -> Result<Done, JobError> {
-    log(&format!("job {} started", job.id));
-    let pdf = render_pdf(job.invoice).await;
+    run_invoice(job.id, job.invoice).await
+}
+
+/// The job's work, inside its context (the broker demo's handlers call it too).
+async fn run_invoice(id: u32, invoice: u32) -> Result<Done, JobError> {
+    log(&format!("job {id} started"));
+    let pdf = render_pdf(invoice).await;
     // A sub-task spawned here carries the same context.
     let mailed = context_runtime::spawn(async move {
         tokio::task::yield_now().await;
@@ -95,7 +112,7 @@ async fn handle(job: InvoiceJob) -> Result<Done, JobError> {
     mailed.await.ok();
     let tenant = context_runtime::tenant()?;
     Ok(Done {
-        id: job.id,
+        id,
         trace_id: context_runtime::trace_id()
             .map(|t| t.to_string())
             .unwrap_or_default(),
@@ -149,6 +166,25 @@ async fn produce(queue: mpsc::Sender<String>) -> Stamped {
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => in_process().await,
+        Some("--broker") => match args.get(1) {
+            Some(url) => broker_demo::run(url).await,
+            None => usage(),
+        },
+        Some("--work") => broker_demo::work(&args[1..]).await,
+        Some(_) => usage(),
+    }
+}
+
+fn usage() {
+    eprintln!("usage: jobs [--broker redis://…|amqp://…|nats://…]");
+    std::process::exit(2);
+}
+
+/// The default demo: an in-process queue, no server needed.
+async fn in_process() {
     const CONCURRENCY: usize = 8;
     println!("== context-runtime demo: an in-process queue, {CONCURRENCY} workers ==");
     let (tx, mut rx) = mpsc::channel::<String>(64);
@@ -188,9 +224,14 @@ async fn main() {
 
     let done = done.lock().await;
     let dead = dead.lock().await;
+    summarize(&stamped, &done, &dead);
+}
+
+/// The table at the end: jobs per tenant, mismatches, dead letters, lost.
+fn summarize(stamped: &Stamped, done: &[Done], dead: &[(u32, String)]) {
     let mut per_tenant = BTreeMap::<&str, usize>::new();
     let mut mismatches = 0;
-    for job in done.iter() {
+    for job in done {
         *per_tenant.entry(job.tenant.as_str()).or_default() += 1;
         let (trace, tenant) = &stamped[&job.id];
         if *trace != job.trace_id || tenant.as_deref() != Some(job.tenant.as_str()) {
@@ -206,7 +247,7 @@ async fn main() {
     }
     println!("{:<12} {:>5}", "mismatches", mismatches);
     println!("{:<12} {:>5}", "dead letters", dead.len());
-    for (id, reason) in dead.iter() {
+    for (id, reason) in dead {
         println!("  job {id}: {reason}");
     }
     let lost = stamped.len() - done.len() - dead.len();

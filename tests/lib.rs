@@ -1,6 +1,8 @@
 //! Behaviour tests for `context-runtime` live in `tests/`; this library holds
 //! what they share.
 
+pub mod brokers;
+
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 

@@ -157,7 +157,7 @@ fn drops_one_of(stmt: &Stmt, names: &[&Ident]) -> bool {
     let Expr::Path(func) = &*call.func else {
         return false;
     };
-    if !func.path.segments.last().is_some_and(|s| s.ident == "drop") || call.args.len() != 1 {
+    if func.path.segments.last().is_none_or(|s| s.ident != "drop") || call.args.len() != 1 {
         return false;
     }
     match &call.args[0] {

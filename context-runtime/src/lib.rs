@@ -59,6 +59,26 @@
 //!   problem response.
 //! - `reqwest`: [`http::RequestBuilderExt`] for outgoing calls.
 //! - `uuid`: `uuid::Uuid` as a `#[carrier(tenant)]` field.
+//! - `redis`: [`brokers::redis`]: jobs on Redis lists, the carrier in the
+//!   JSON payload, dead letters in a list.
+//! - `lapin`: [`brokers::amqp`]: RabbitMQ, the W3C fields in AMQP headers,
+//!   a dead-letter exchange.
+//! - `async-nats`: [`brokers::nats`]: NATS and JetStream, the W3C fields in
+//!   message headers, a dead-letter subject.
+//! - `apalis`: [`brokers::apalis`]: a layer that runs apalis handlers in the
+//!   job's context and dead-letters what must not run.
+//! - `sqlx`: [`postgres`]: transactions that carry the current tenant into
+//!   PostgreSQL row-level security.
+//! - `tracing`: every scope runs in a `context` span with `trace_id`,
+//!   `tenant_id` and `user`, so every event inside carries them
+//!   ([`tracing`]).
+//! - `opentelemetry`: spans made inside a scope continue its trace, and
+//!   contexts can be read from OpenTelemetry's ([`opentelemetry`]).
+//! - `opentelemetry_sdk`: an SDK id generator that starts root spans in the
+//!   scope's trace.
+//!
+//! Without a feature: [`fanout`], scheduled work over many tenants, each in
+//! its own child scope.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -69,13 +89,26 @@ mod propagation;
 mod scope;
 mod source;
 mod task;
+#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+mod telemetry;
 mod tenant;
 mod trace;
 mod user;
 
+pub mod brokers;
+pub mod fanout;
 pub mod process;
 pub mod thread;
 pub mod w3c;
+
+#[cfg(feature = "sqlx")]
+pub mod postgres;
+
+#[cfg(feature = "tracing")]
+pub mod tracing;
+
+#[cfg(feature = "opentelemetry")]
+pub mod opentelemetry;
 
 #[cfg(feature = "http")]
 pub mod http;
@@ -135,7 +168,7 @@ pub use crate::user::{InvalidUserRef, UserId, UserRef};
 /// must return `Result<_, E>` with `E: From<CarrierError>`; the body does not
 /// run and the error is returned.
 ///
-/// # What this expands to
+/// # What this expands to (simplified)
 ///
 /// ```text
 /// async fn handle(job: Job) -> Result<(), E> {

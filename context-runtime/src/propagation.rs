@@ -90,8 +90,8 @@ pub enum Outbound {
 ///
 /// // Between our own services: trust and send `acme.tenant`, no user.
 /// let internal = Propagator::new()
-///     .tenant_key(Some("acme.tenant"))
-///     .user_key(None::<&str>)
+///     .tenant_key("acme.tenant")
+///     .without_user_key()
 ///     .trust_baggage_identity();
 ///
 /// // To a third party: the trace travels, the identity does not.
@@ -132,15 +132,29 @@ impl Propagator {
         DEFAULT.get_or_init(Propagator::new)
     }
 
-    /// The baggage key of the tenant (`None`: the tenant never rides baggage).
-    pub fn tenant_key(mut self, key: Option<impl Into<Cow<'static, str>>>) -> Self {
-        self.tenant_key = key.map(Into::into);
+    /// The baggage key of the tenant (default `tenantId`), e.g. a namespaced
+    /// `acme.tenant`.
+    pub fn tenant_key(mut self, key: impl Into<Cow<'static, str>>) -> Self {
+        self.tenant_key = Some(key.into());
         self
     }
 
-    /// The baggage key of the user, written as a `type:id` token (`None`: off).
-    pub fn user_key(mut self, key: Option<impl Into<Cow<'static, str>>>) -> Self {
-        self.user_key = key.map(Into::into);
+    /// The tenant never rides baggage, in or out.
+    pub fn without_tenant_key(mut self) -> Self {
+        self.tenant_key = None;
+        self
+    }
+
+    /// The baggage key of the user (default `userRef`), written as a
+    /// `type:id` token.
+    pub fn user_key(mut self, key: impl Into<Cow<'static, str>>) -> Self {
+        self.user_key = Some(key.into());
+        self
+    }
+
+    /// The user never rides baggage, in or out.
+    pub fn without_user_key(mut self) -> Self {
+        self.user_key = None;
         self
     }
 
@@ -221,6 +235,72 @@ impl Propagator {
             .maybe_tenant(identity.tenant)
             .maybe_user(identity.user)
             .build()
+    }
+
+    /// Like [`extract_fields`](Propagator::extract_fields), strict where a
+    /// broker's own producer wrote the fields: a `traceparent` that is
+    /// repeated, not text or invalid is [`CarrierError::Malformed`], a
+    /// `baggage` value that is not text too; and when identity is trusted
+    /// from baggage, an invalid tenant or user member is an error instead of
+    /// "no tenant". A missing `traceparent` gets the trace-id safety net.
+    /// Other baggage members stay tolerant (a bad member is skipped).
+    #[cfg(any(feature = "lapin", feature = "async-nats"))]
+    pub(crate) fn extract_fields_checked<'a>(
+        &self,
+        traceparents: impl IntoIterator<Item = Option<&'a str>>,
+        tracestates: impl IntoIterator<Item = Option<&'a str>>,
+        baggages: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> Result<Context, crate::CarrierError> {
+        use crate::CarrierError;
+        let malformed = |reason: String| CarrierError::Malformed { reason };
+
+        let parents: Vec<Option<&str>> = traceparents.into_iter().collect();
+        match parents.as_slice() {
+            [] => {}
+            [Some(value)] => {
+                if let Err(e) = value.parse::<TraceParent>() {
+                    return Err(malformed(format!("`traceparent` {value:?}: {e}")));
+                }
+            }
+            [None] => return Err(malformed("`traceparent` is not text".into())),
+            _ => return Err(malformed("`traceparent` is repeated".into())),
+        }
+        let baggages: Vec<&str> = baggages
+            .into_iter()
+            .map(|v| v.ok_or_else(|| malformed("`baggage` is not text".into())))
+            .collect::<Result<_, _>>()?;
+
+        if matches!(self.trust, Trust::Baggage) {
+            let baggage = Baggage::from_headers(baggages.iter().copied());
+            let tenant = self.tenant_key.as_deref().and_then(|k| baggage.get(k));
+            if let Some(value) = tenant {
+                if let Err(error) = TenantId::new(value) {
+                    return Err(CarrierError::InvalidTenant {
+                        value: value.to_owned(),
+                        error,
+                    });
+                }
+            }
+            let user = self.user_key.as_deref().and_then(|k| baggage.get(k));
+            if let Some(value) = user {
+                if parse_user_token(value).is_none() {
+                    return Err(CarrierError::InvalidUser {
+                        reason: format!("{value:?} is not a `type:id` user reference"),
+                    });
+                }
+            }
+        }
+
+        if parents.is_empty() {
+            // The context below gets a fresh trace id; this logs the
+            // safety-net warning (once per process) for the missing one.
+            let _ = crate::carrier::safety_net_trace_id("no traceparent");
+        }
+        Ok(
+            self.extract_fields(parents, tracestates, baggages.into_iter().map(Some), |_| {
+                None
+            }),
+        )
     }
 
     /// The W3C field values for `cx` on an outgoing wire: `traceparent` with

@@ -114,6 +114,13 @@ impl Drop for Entered<'_> {
     }
 }
 
+/// What the scope wraps: the future itself, or (features `tracing`,
+/// `opentelemetry`) the future inside the scope's telemetry.
+#[cfg(not(any(feature = "tracing", feature = "opentelemetry")))]
+type InScope<F> = F;
+#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+type InScope<F> = crate::telemetry::Instrumented<F>;
+
 pin_project! {
     /// A future that runs with a context current; made by [`Context::scope`],
     /// [`FutureExt::in_context`](crate::FutureExt::in_context) and
@@ -121,18 +128,21 @@ pin_project! {
     ///
     /// The context is current at every poll of the inner future and while the
     /// inner future is dropped, and is restored to the outer one in between,
-    /// on completion, on panic and on cancellation.
+    /// on completion, on panic and on cancellation. With the `tracing`
+    /// feature, the scope's `context` span is entered at the same times
+    /// (see the `tracing` module); with `opentelemetry`, the scope's
+    /// OpenTelemetry context is attached (see the `opentelemetry` module).
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Scoped<F> {
         cx: Option<Context>,
         #[pin]
-        future: Option<F>,
+        future: Option<InScope<F>>,
     }
 
     impl<F> PinnedDrop for Scoped<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            if std::mem::needs_drop::<F>() && this.future.is_some() {
+            if std::mem::needs_drop::<InScope<F>>() && this.future.is_some() {
                 // Dropped with its context current, like a poll. (While the
                 // thread tears down, it is dropped without.)
                 if let Ok(_entered) = Entered::try_enter(this.cx) {
@@ -167,6 +177,10 @@ impl<F> fmt::Debug for Scoped<F> {
 /// Makes `cx` current (or explicitly none) for `future`.
 #[inline]
 pub(crate) fn scope<F: Future>(cx: Option<Context>, future: F) -> Scoped<F> {
+    // The telemetry sits inside the scope, so that whatever a
+    // subscriber does on entering the span already sees the new context.
+    #[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+    let future = crate::telemetry::Instrumented::new(cx.as_ref(), future);
     Scoped {
         cx,
         future: Some(future),
@@ -181,8 +195,14 @@ pub(crate) fn scope<F: Future>(cx: Option<Context>, future: F) -> Scoped<F> {
 #[inline]
 #[track_caller]
 pub(crate) fn scope_sync<R>(cx: Option<Context>, f: impl FnOnce() -> R) -> R {
+    // The telemetry is entered inside the scope, so that whatever a
+    // subscriber does on entering the span already sees the new context.
+    #[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+    let telemetry = crate::telemetry::ScopeTelemetry::new(cx.as_ref());
     let mut slot = cx;
     let _entered = Entered::enter(&mut slot);
+    #[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+    let _telemetry = telemetry.enter();
     f()
 }
 

@@ -28,7 +28,7 @@ use crate::{Carrier, CarrierError, Context};
 #[diagnostic::on_unimplemented(
     message = "a context cannot be read from `{Self}`",
     label = "not a context source",
-    note = "`from = \"…\"` must name a `Carrier`, an `Option<Carrier>`, a `Context`, a payload with `#[derive(Carrier)]`, or an `http::HeaderMap` (feature `http`)",
+    note = "`from = \"…\"` must name a `Carrier`, an `Option<Carrier>`, a `Context`, a payload with `#[derive(Carrier)]`, a `brokers::Job<T>`, an `http::HeaderMap` (feature `http`), or a broker's delivery or message (features `lapin`, `async-nats`)",
     note = "or implement `context_runtime::ContextSource` for `{Self}`"
 )]
 pub trait ContextSource {

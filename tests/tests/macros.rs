@@ -1,7 +1,6 @@
 //! The macros as a user sees them: what runs, in which context, and what is
 //! refused before any of the body runs.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use context_runtime::{
@@ -51,13 +50,20 @@ fn tenant_str() -> String {
 mod attribute_orders {
     use super::*;
 
-    static TENANT_FIRST_RUNS: AtomicUsize = AtomicUsize::new(0);
-    static SCOPE_FIRST_RUNS: AtomicUsize = AtomicUsize::new(0);
+    /// The job numbers whose body ran, per handler. Tests run concurrently,
+    /// so each test uses its own job numbers and checks only those.
+    static TENANT_FIRST_RAN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+    static SCOPE_FIRST_RAN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+    fn ran(n: u32) -> bool {
+        TENANT_FIRST_RAN.lock().expect("lock").contains(&n)
+            || SCOPE_FIRST_RAN.lock().expect("lock").contains(&n)
+    }
 
     #[requires_tenant]
     #[with_context(from = "job.ctx")]
     async fn tenant_first(job: Job) -> Result<String, JobError> {
-        TENANT_FIRST_RUNS.fetch_add(1, Ordering::SeqCst);
+        TENANT_FIRST_RAN.lock().expect("lock").push(job.n);
         tokio::task::yield_now().await;
         Ok(format!("{} {}", job.n, tenant_str()))
     }
@@ -65,7 +71,7 @@ mod attribute_orders {
     #[with_context(from = "job.ctx")]
     #[requires_tenant]
     async fn scope_first(job: Job) -> Result<String, JobError> {
-        SCOPE_FIRST_RUNS.fetch_add(1, Ordering::SeqCst);
+        SCOPE_FIRST_RAN.lock().expect("lock").push(job.n);
         tokio::task::yield_now().await;
         Ok(format!("{} {}", job.n, tenant_str()))
     }
@@ -78,10 +84,6 @@ mod attribute_orders {
 
     #[tokio::test]
     async fn both_orders_refuse_a_job_without_a_tenant_and_never_run_the_body() {
-        let before = (
-            TENANT_FIRST_RUNS.load(Ordering::SeqCst),
-            SCOPE_FIRST_RUNS.load(Ordering::SeqCst),
-        );
         let orphan = || job(r#"{"n":2}"#);
         assert!(matches!(
             tenant_first(orphan()).await,
@@ -100,36 +102,18 @@ mod attribute_orders {
             scope_first(carrier_without_tenant()).await,
             Err(JobError::NoTenant(_))
         ));
-        assert_eq!(
-            (
-                TENANT_FIRST_RUNS.load(Ordering::SeqCst),
-                SCOPE_FIRST_RUNS.load(Ordering::SeqCst)
-            ),
-            before,
-            "no body ran"
-        );
+        assert!(!ran(2), "no body ran");
     }
 
     #[tokio::test]
     async fn the_callers_tenant_never_stands_in_for_the_jobs() {
         let outer = Context::root().with_tenant(TenantId::new("outer").expect("valid"));
-        let before = (
-            TENANT_FIRST_RUNS.load(Ordering::SeqCst),
-            SCOPE_FIRST_RUNS.load(Ordering::SeqCst),
-        );
         let orphan = || job(r#"{"ctx":{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736"},"n":3}"#);
         let refused = outer.scope(tenant_first(orphan())).await;
         assert!(matches!(refused, Err(JobError::NoTenant(_))), "{refused:?}");
         let refused = outer.scope(scope_first(orphan())).await;
         assert!(matches!(refused, Err(JobError::NoTenant(_))), "{refused:?}");
-        assert_eq!(
-            (
-                TENANT_FIRST_RUNS.load(Ordering::SeqCst),
-                SCOPE_FIRST_RUNS.load(Ordering::SeqCst)
-            ),
-            before,
-            "no body ran"
-        );
+        assert!(!ran(3), "no body ran");
         // And the job's own tenant wins over the caller's.
         let seen = outer.scope(scope_first(with_tenant("inner"))).await;
         assert_eq!(seen.expect("runs"), "1 inner");
@@ -137,10 +121,6 @@ mod attribute_orders {
 
     #[tokio::test]
     async fn an_invalid_tenant_is_the_carriers_error_and_the_body_never_runs() {
-        let before = (
-            TENANT_FIRST_RUNS.load(Ordering::SeqCst),
-            SCOPE_FIRST_RUNS.load(Ordering::SeqCst),
-        );
         let bad = || job(r#"{"ctx":{"tenantId":"a;b"},"n":4}"#);
         match tenant_first(bad()).await {
             Err(JobError::BadCarrier(e)) => assert_eq!(e.tenant(), Some("a;b")),
@@ -150,14 +130,7 @@ mod attribute_orders {
             scope_first(bad()).await,
             Err(JobError::BadCarrier(_))
         ));
-        assert_eq!(
-            (
-                TENANT_FIRST_RUNS.load(Ordering::SeqCst),
-                SCOPE_FIRST_RUNS.load(Ordering::SeqCst)
-            ),
-            before,
-            "no body ran"
-        );
+        assert!(!ran(4), "no body ran");
     }
 }
 
@@ -180,12 +153,13 @@ mod derived_payloads {
         invoice: u64,
     }
 
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    /// The invoices whose body ran (tests run concurrently: each checks its own).
+    static RAN: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
     #[with_context(from = "job")]
     #[requires_tenant]
     async fn handle(job: InvoiceJob) -> Result<(u64, Context), JobError> {
-        RUNS.fetch_add(1, Ordering::SeqCst);
+        RAN.lock().expect("lock").push(job.invoice);
         let cx = context_runtime::current().ok_or(TenantRequired)?;
         Ok((job.invoice, cx))
     }
@@ -210,13 +184,12 @@ mod derived_payloads {
 
     #[tokio::test]
     async fn an_invalid_tenant_field_is_an_error_before_the_body() {
-        let before = RUNS.load(Ordering::SeqCst);
         let job = InvoiceJob {
             trace_id: None,
             tenant_id: Some("not a tenant".into()),
             user: None,
             locale: Locale("fr".into()),
-            invoice: 1,
+            invoice: 101,
         };
         match handle(job).await {
             Err(JobError::BadCarrier(e)) => assert_eq!(e.tenant(), Some("not a tenant")),
@@ -227,10 +200,10 @@ mod derived_payloads {
             tenant_id: None,
             user: None,
             locale: Locale("fr".into()),
-            invoice: 1,
+            invoice: 101,
         };
         assert!(matches!(handle(job).await, Err(JobError::NoTenant(_))));
-        assert_eq!(RUNS.load(Ordering::SeqCst), before, "no body ran");
+        assert!(!RAN.lock().expect("lock").contains(&101), "no body ran");
     }
 }
 

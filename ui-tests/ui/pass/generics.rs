@@ -23,6 +23,16 @@ async fn first_word<'a>(cx: &Context, text: &'a str) -> &'a str {
     text.split(' ').next().unwrap_or(text)
 }
 
+// A return type that cannot be named gets no fake return edge.
+#[with_context(fresh, source = "opaque")]
+async fn opaque() -> impl Display {
+    context_runtime::current()
+        .unwrap()
+        .source()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let carrier = Carrier::from_json(r#"{"tenantId":"t1"}"#).unwrap();
@@ -36,4 +46,5 @@ async fn main() {
         "b a false"
     );
     assert_eq!(first_word(&Context::root(), "hello world").await, "hello");
+    assert_eq!(opaque().await.to_string(), "opaque");
 }

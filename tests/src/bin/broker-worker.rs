@@ -1,0 +1,347 @@
+//! A worker process for the broker tests: consumes one queue with
+//! `--concurrency` jobs at a time and prints, for each job it completed, a
+//! JSON [`Report`] with the trace id and tenant read inside the annotated
+//! handler. It stops when its stdin closes (or after `--max-seconds`).
+//!
+//! ```text
+//! broker-worker --mode redis|amqp|nats|apalis --url URL --queue NAME
+//!               [--stream NAME] [--concurrency 8] [--worker w0] [--max-seconds 90] [--leak]
+//! ```
+//!
+//! `--leak` is the control: the handler reports the context of whichever
+//! job last started in this process (what an ambient set does), so the
+//! tests can show they catch cross-talk.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use async_nats::jetstream;
+use context_runtime::brokers::apalis::ContextLayer;
+use context_runtime::brokers::{amqp, nats, redis as redis_jobs, Job, Outcome};
+use context_runtime::{requires_tenant, with_context, CarrierError, Context, TenantRequired};
+use context_tests::brokers::{Report, TestJob, READY};
+use futures_util::StreamExt as _;
+use lapin::message::Delivery;
+use tokio::io::AsyncReadExt as _;
+use tokio::sync::watch;
+
+#[derive(Debug)]
+struct JobError(String);
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for JobError {}
+
+impl From<CarrierError> for JobError {
+    fn from(e: CarrierError) -> Self {
+        JobError(e.to_string())
+    }
+}
+
+impl From<TenantRequired> for JobError {
+    fn from(e: TenantRequired) -> Self {
+        JobError(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Args {
+    mode: String,
+    url: String,
+    queue: String,
+    stream: String,
+    concurrency: usize,
+    worker: String,
+    max_seconds: u64,
+    leak: bool,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        mode: String::new(),
+        url: String::new(),
+        queue: String::new(),
+        stream: String::new(),
+        concurrency: 8,
+        worker: "w0".into(),
+        max_seconds: 90,
+        leak: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--mode" => args.mode = value(),
+            "--url" => args.url = value(),
+            "--queue" => args.queue = value(),
+            "--stream" => args.stream = value(),
+            "--concurrency" => args.concurrency = value().parse().expect("a number"),
+            "--worker" => args.worker = value(),
+            "--max-seconds" => args.max_seconds = value().parse().expect("a number"),
+            "--leak" => args.leak = true,
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    args
+}
+
+/// The control's "ambient" context: the last job that started here.
+static LAST_STARTED: Mutex<Option<Context>> = Mutex::new(None);
+
+/// Business code a few awaits deep, with no context parameter: it reads
+/// the trace id and tenant from the scope.
+async fn work(job: &TestJob, attempt: u32, worker: &str, leak: bool) -> Result<Report, JobError> {
+    if leak {
+        *LAST_STARTED.lock().expect("not poisoned") = context_runtime::current();
+    }
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..4))).await;
+    tokio::task::yield_now().await;
+    if job.fail_once && attempt == 1 {
+        return Err(JobError("a planned failure on the first attempt".into()));
+    }
+    let (trace_id, tenant) = if leak {
+        let last = LAST_STARTED.lock().expect("not poisoned").clone();
+        let last = last.expect("a job started");
+        (
+            last.trace_id().to_string(),
+            last.tenant().map(ToString::to_string).unwrap_or_default(),
+        )
+    } else {
+        let trace = context_runtime::trace_id().expect("inside the job's scope");
+        (trace.to_string(), context_runtime::tenant()?.to_string())
+    };
+    Ok(Report {
+        id: job.id,
+        trace_id,
+        tenant,
+        attempt,
+        worker: worker.to_owned(),
+    })
+}
+
+#[with_context(from = "job")]
+#[requires_tenant]
+async fn handle_redis(job: Job<TestJob>, args: &Args) -> Result<Report, JobError> {
+    work(&job.data, job.attempt(), &args.worker, args.leak).await
+}
+
+#[with_context(from = "delivery")]
+#[requires_tenant]
+async fn handle_amqp(delivery: Delivery, args: &Args) -> Result<Report, JobError> {
+    let job: TestJob =
+        serde_json::from_slice(&delivery.data).map_err(|e| JobError(e.to_string()))?;
+    work(&job, amqp::attempt(&delivery), &args.worker, args.leak).await
+}
+
+#[with_context(from = "message")]
+#[requires_tenant]
+async fn handle_nats(message: jetstream::Message, args: &Args) -> Result<Report, JobError> {
+    let job: TestJob =
+        serde_json::from_slice(&message.payload).map_err(|e| JobError(e.to_string()))?;
+    work(&job, nats::attempt(&message), &args.worker, args.leak).await
+}
+
+#[with_context(from = "job")]
+#[requires_tenant]
+async fn handle_apalis(
+    job: Job<TestJob>,
+    attempt: Attempt,
+    args: Data<Args>,
+) -> Result<(), JobError> {
+    let attempt = u32::try_from(attempt.current()).unwrap_or(u32::MAX);
+    let report = work(&job.data, attempt, &args.worker, args.leak).await?;
+    print_report(&report);
+    Ok(())
+}
+
+fn print_report(report: &Report) {
+    println!(
+        "{}",
+        serde_json::to_string(report).expect("a report serializes")
+    );
+}
+
+fn print_outcome<R>(worker: &str, outcome: &Outcome<R>) {
+    match outcome {
+        Outcome::Retried { attempt, error } => {
+            eprintln!("[{worker}] attempt {attempt} failed, retrying: {error}");
+        }
+        Outcome::DeadLettered(letter) => {
+            eprintln!(
+                "[{worker}] dead-lettered ({}): {}",
+                letter.kind, letter.reason
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Resolves when stdin closes or the time limit passes.
+fn stop_signal(max_seconds: u64) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(max_seconds),
+            stdin.read_to_end(&mut sink),
+        )
+        .await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run_redis(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
+    let client = redis::Client::open(args.url.as_str())?;
+    let conn = client.get_multiplexed_async_connection().await?;
+    let queue = redis_jobs::Queue::new(args.queue.clone());
+    println!("{READY}");
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (mut conn, queue, args, stop) =
+            (conn.clone(), queue.clone(), args.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            while !*stop.borrow() {
+                match queue
+                    .process(&mut conn, |job| handle_redis(job, &args))
+                    .await?
+                {
+                    Some(Outcome::Completed(report)) => print_report(&report),
+                    Some(outcome) => print_outcome(&args.worker, &outcome),
+                    None => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+            Ok::<_, redis::RedisError>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+async fn run_amqp(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
+    let conn = lapin::Connection::connect(&args.url, Default::default()).await?;
+    let channel = conn.create_channel().await?;
+    channel.confirm_select(Default::default()).await?;
+    let prefetch = u16::try_from(args.concurrency).unwrap_or(u16::MAX);
+    channel.basic_qos(prefetch, Default::default()).await?;
+    let queue = amqp::Queue::new(args.queue.clone());
+    let consumer = channel
+        .basic_consume(
+            args.queue.as_str().into(),
+            args.worker.as_str().into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await?;
+    println!("{READY}");
+    consumer
+        .take_until(stopped(stop))
+        .for_each_concurrent(args.concurrency, |delivery| {
+            let (queue, channel, args) = (&queue, &channel, &args);
+            async move {
+                let delivery = delivery.expect("a delivery");
+                let outcome = queue
+                    .process(channel, delivery, |d| handle_amqp(d, args))
+                    .await
+                    .expect("settle the delivery");
+                match outcome {
+                    Outcome::Completed(report) => print_report(&report),
+                    outcome => print_outcome(&args.worker, &outcome),
+                }
+            }
+        })
+        .await;
+    channel.close(200, "done".into()).await?;
+    conn.close(200, "done".into()).await?;
+    Ok(())
+}
+
+async fn run_nats(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
+    let client = async_nats::connect(&args.url).await?;
+    let js = jetstream::new(client.clone());
+    let jobs = nats::JobStream::new(args.queue.clone());
+    let consumer: jetstream::consumer::PullConsumer = js
+        .get_stream(&args.stream)
+        .await?
+        .get_consumer("workers")
+        .await?;
+    let messages = consumer.messages().await?;
+    println!("{READY}");
+    messages
+        .take_until(stopped(stop))
+        .for_each_concurrent(args.concurrency, |message| {
+            let (jobs, js, args) = (&jobs, &js, &args);
+            async move {
+                let message = message.expect("a message");
+                let outcome = jobs
+                    .process(js, message, |m| handle_nats(m, args))
+                    .await
+                    .expect("settle the message");
+                match outcome {
+                    Outcome::Completed(report) => print_report(&report),
+                    outcome => print_outcome(&args.worker, &outcome),
+                }
+            }
+        })
+        .await;
+    client.flush().await?;
+    Ok(())
+}
+
+async fn run_apalis(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
+    let conn = apalis_redis::connect(args.url.as_str()).await?;
+    let config = apalis_redis::Config::default()
+        .queue(&args.queue)
+        .batch_size(args.concurrency)
+        .heartbeat_interval(Duration::from_secs(1));
+    // Poll on a short interval too: apalis's "jobs available" signal wakes
+    // one waiting worker, and the others would otherwise sit out a short run.
+    let storage = apalis_redis::RedisStorage::<Job<TestJob>>::new(conn.clone())
+        .with_config(config)
+        .poll_with_interval(Duration::from_millis(50));
+    let worker = WorkerBuilder::new(format!("{}-{}", args.queue, args.worker))
+        .backend(storage)
+        .data(args.clone())
+        .layer(ContextLayer::new(conn, &args.queue))
+        .concurrency(args.concurrency)
+        .on_event(|_, event| {
+            if matches!(event, Event::Start) {
+                println!("{READY}");
+            }
+        })
+        .build(handle_apalis);
+    worker
+        .run_until(async move {
+            stopped(stop).await;
+            Ok::<(), WorkerError>(())
+        })
+        .await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    let args = args();
+    let stop = stop_signal(args.max_seconds);
+    match args.mode.as_str() {
+        "redis" => run_redis(args, stop).await,
+        "amqp" => run_amqp(args, stop).await,
+        "nats" => run_nats(args, stop).await,
+        "apalis" => run_apalis(args, stop).await,
+        other => Err(format!("unknown --mode {other:?}").into()),
+    }
+}
