@@ -129,8 +129,8 @@ fn guard_method(init: &Expr) -> Option<&Ident> {
     }
 }
 
-/// The names a `let` pattern binds.
-fn bindings<'a>(pat: &'a Pat, names: &mut Vec<&'a Ident>) {
+/// The names a pattern binds (a `let`, or a function argument).
+pub(crate) fn bindings<'a>(pat: &'a Pat, names: &mut Vec<&'a Ident>) {
     match pat {
         Pat::Ident(ident) => {
             names.push(&ident.ident);

@@ -1,6 +1,6 @@
 //! The `from = "…"` expression and its root, which must be an argument.
 
-use syn::{Expr, FnArg, Ident, LitStr, Pat, Signature};
+use syn::{Expr, FnArg, LitStr, Signature};
 
 use crate::diagnostic;
 
@@ -66,31 +66,12 @@ pub(super) fn argument_names(sig: &Signature) -> Vec<String> {
             FnArg::Receiver(_) => names.push("self".to_owned()),
             FnArg::Typed(typed) => {
                 let mut idents = Vec::new();
-                bindings(&typed.pat, &mut idents);
+                crate::ambient::bindings(&typed.pat, &mut idents);
                 names.extend(idents.into_iter().map(ToString::to_string));
             }
         }
     }
     names
-}
-
-fn bindings<'a>(pat: &'a Pat, names: &mut Vec<&'a Ident>) {
-    match pat {
-        Pat::Ident(ident) => {
-            names.push(&ident.ident);
-            if let Some((_, sub)) = &ident.subpat {
-                bindings(sub, names);
-            }
-        }
-        Pat::Type(typed) => bindings(&typed.pat, names),
-        Pat::Paren(paren) => bindings(&paren.pat, names),
-        Pat::Reference(reference) => bindings(&reference.pat, names),
-        Pat::Tuple(tuple) => tuple.elems.iter().for_each(|p| bindings(p, names)),
-        Pat::TupleStruct(tuple) => tuple.elems.iter().for_each(|p| bindings(p, names)),
-        Pat::Struct(strukt) => strukt.fields.iter().for_each(|f| bindings(&f.pat, names)),
-        Pat::Slice(slice) => slice.elems.iter().for_each(|p| bindings(p, names)),
-        _ => {}
-    }
 }
 
 fn list(names: &[String]) -> String {

@@ -99,16 +99,7 @@ pub async fn dead_letters(
     conn: &mut impl ConnectionLike,
     queue: &str,
 ) -> RedisResult<Vec<DeadLetter>> {
-    let raw: Vec<Vec<u8>> = ::redis::cmd("LRANGE")
-        .arg(dead_letter_list(queue))
-        .arg(0)
-        .arg(-1)
-        .query_async(conn)
-        .await?;
-    Ok(raw
-        .iter()
-        .filter_map(|r| serde_json::from_slice(r).ok())
-        .collect())
+    super::redis::read_dead_letters(conn, &dead_letter_list(queue)).await
 }
 
 /// A tower layer for apalis workers: every task runs inside the context

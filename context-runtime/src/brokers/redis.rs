@@ -261,17 +261,25 @@ impl Queue {
         &self,
         conn: &mut impl ConnectionLike,
     ) -> RedisResult<Vec<DeadLetter>> {
-        let raw: Vec<Vec<u8>> = ::redis::cmd("LRANGE")
-            .arg(self.dead_letter_list())
-            .arg(0)
-            .arg(-1)
-            .query_async(conn)
-            .await?;
-        Ok(raw
-            .iter()
-            .filter_map(|r| serde_json::from_slice(r).ok())
-            .collect())
+        read_dead_letters(conn, &self.dead_letter_list()).await
     }
+}
+
+/// The [`DeadLetter`] records in the Redis list `list`, newest first.
+pub(crate) async fn read_dead_letters(
+    conn: &mut impl ConnectionLike,
+    list: &str,
+) -> RedisResult<Vec<DeadLetter>> {
+    let raw: Vec<Vec<u8>> = ::redis::cmd("LRANGE")
+        .arg(list)
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await?;
+    Ok(raw
+        .iter()
+        .filter_map(|r| serde_json::from_slice(r).ok())
+        .collect())
 }
 
 /// The job's JSON object and the job; a payload that is not one is unreadable.
