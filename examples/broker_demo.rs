@@ -7,7 +7,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
-use context_runtime::brokers::{amqp, nats, redis as redis_jobs, DeadLetter, Job, Outcome};
+use context_runtime::jobs::{DeadLetter, Job, Outcome};
+use context_runtime::lapin as amqp;
+use context_runtime::nats;
+use context_runtime::redis as redis_jobs;
 use context_runtime::{requires_tenant, with_context, Context, TenantId, UserRef};
 use futures_util::StreamExt as _;
 use lapin::message::Delivery;
@@ -158,7 +161,7 @@ enum Broker {
     },
     Nats {
         js: jetstream::Context,
-        jobs: nats::JobStream,
+        jobs: nats::Queue,
         names: Names,
     },
 }
@@ -197,7 +200,7 @@ impl Broker {
             Mode::Nats => {
                 let client = async_nats::connect(url).await.expect("connect to NATS");
                 let js = jetstream::new(client);
-                let jobs = nats::JobStream::new(names.queue.clone());
+                let jobs = nats::Queue::new(names.queue.clone());
                 let work = js
                     .create_stream(stream::Config {
                         name: names.stream.clone(),
@@ -543,7 +546,7 @@ pub(crate) async fn work(args: &[String]) {
         Some(Mode::Nats) => {
             let client = async_nats::connect(url).await.expect("connect to NATS");
             let js = jetstream::new(client.clone());
-            let jobs = nats::JobStream::new(queue.clone());
+            let jobs = nats::Queue::new(queue.clone());
             let consumer: consumer::PullConsumer = js
                 .get_stream(stream)
                 .await

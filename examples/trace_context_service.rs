@@ -12,8 +12,9 @@
 
 use axum::routing::post;
 use axum::{Json, Router};
-use context_runtime::axum::{ContextLayer, CurrentContext};
-use context_runtime::http::RequestBuilderExt as _;
+use context_runtime::axum::CurrentContext;
+use context_runtime::reqwest::RequestBuilderExt as _;
+use context_runtime::tower::ContextLayer;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -28,7 +29,7 @@ async fn test(CurrentContext(cx): CurrentContext, Json(calls): Json<Vec<Call>>) 
     for call in calls {
         let sent = client
             .post(&call.url)
-            .with_context(&cx)
+            .inject(&cx)
             .json(&call.arguments)
             .send()
             .await;

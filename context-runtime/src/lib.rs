@@ -45,91 +45,120 @@
 //!    sets and guards held across `.await` in annotated bodies.
 //! 2. **The boundary is a wall.** [`spawn`], [`spawn_blocking`],
 //!    [`thread::spawn`], [`FutureExt`] and [`Context::bind`] capture the
-//!    context when called; a [`Carrier`] carries it through a queue.
+//!    context when called; a [`Carrier`](struct@Carrier) carries it through a queue.
 //! 3. **The tenant travels inside the job.** It is never inferred or
 //!    defaulted: [`tenant()`] is a `Result`, and `#[requires_tenant]` refuses
 //!    to run a body without one.
 //!
 //! # Cargo features
 //!
-//! - `http`: [`http`]: W3C `traceparent`, `tracestate` and `baggage` in an
-//!   `http::HeaderMap`, and `HeaderMap` as a [`ContextSource`].
-//! - `tower`: [`axum::ContextLayer`], a tower layer that scopes every request.
-//! - `axum`: the layer, plus extractors, and [`TenantRequired`] as a `400`
-//!   problem response.
-//! - `reqwest`: [`http::RequestBuilderExt`] for outgoing calls.
-//! - `uuid`: `uuid::Uuid` as a `#[carrier(tenant)]` field.
-//! - `redis`: [`brokers::redis`]: jobs on Redis lists, the carrier in the
-//!   JSON payload, dead letters in a list.
-//! - `lapin`: [`brokers::amqp`]: RabbitMQ, the W3C fields in AMQP headers,
-//!   a dead-letter exchange.
-//! - `async-nats`: [`brokers::nats`]: NATS and JetStream, the W3C fields in
-//!   message headers, a dead-letter subject.
-//! - `apalis`: [`brokers::apalis`]: a layer that runs apalis handlers in the
-//!   job's context and dead-letters what must not run.
-//! - `sqlx`: [`postgres`]: transactions that carry the current tenant into
-//!   PostgreSQL row-level security.
-//! - `tracing`: every scope runs in a `context` span with `trace_id`,
-//!   `tenant_id` and `user`, so every event inside carries them
-//!   ([`tracing`]).
-//! - `opentelemetry`: spans made inside a scope continue its trace, and
-//!   contexts can be read from OpenTelemetry's ([`opentelemetry`]).
-//! - `opentelemetry_sdk`: an SDK id generator that starts root spans in the
-//!   scope's trace.
+//! Each integration is a module named after its feature (none is on by
+//! default):
 //!
-//! Without a feature: [`fanout`], scheduled work over many tenants, each in
-//! its own child scope.
+//! | feature | module | what it adds |
+//! | --- | --- | --- |
+//! | `http` | `http` | W3C `traceparent`, `tracestate` and `baggage` in an `http::HeaderMap`, and `HeaderMap` as a [`ContextSource`] |
+//! | `tower` | `tower` | `ContextLayer`, a tower layer that scopes every request |
+//! | `axum` | `axum` | extractors (`CurrentContext`, `Tenant`), and [`TenantRequired`] as a `400` problem response; turns on `tower` |
+//! | `reqwest` | `reqwest` | `RequestBuilderExt`: outgoing calls carry the context |
+//! | `uuid` | | `uuid::Uuid` as a `#[carrier(tenant)]` field |
+//! | `redis` | `redis` | jobs on Redis lists, the carrier in the JSON payload, dead letters in a list |
+//! | `lapin` | `lapin` | RabbitMQ: the W3C fields in AMQP headers, a dead-letter exchange |
+//! | `nats` | `nats` | NATS and JetStream (the `async-nats` client): the W3C fields in message headers, a dead-letter subject |
+//! | `apalis` | `apalis` | a layer that runs apalis handlers in the job's context and dead-letters what must not run |
+//! | `sqlx` | `sqlx` | PostgreSQL transactions that carry the current tenant into row-level security |
+//! | `tracing` | `tracing` | every scope runs in a `context` span with `trace_id`, `tenant_id` and `user` |
+//! | `opentelemetry` | `opentelemetry` | spans made inside a scope continue its trace; contexts read from OpenTelemetry's |
+//! | `opentelemetry_sdk` | `opentelemetry` | an SDK id generator that starts root spans in the scope's trace |
+//!
+//! Without a feature: [`fanout`] (scheduled work over many tenants, each in
+//! its own child scope), [`process`] (child processes), [`w3c`] (the codecs)
+//! and [`jobs`] (what every broker integration shares).
+//!
+//! # Architecture
+//!
+//! The source is layered; each folder of `src/` is one layer, and a module
+//! imports only from the layers below its own, by path (never through the
+//! re-exports of `lib.rs`). There are no cycles.
+//!
+//! | layer | holds | imports |
+//! | --- | --- | --- |
+//! | `model` | the values: `Context`, the ids, tenant, user, and the W3C trace state and baggage a context holds, with their text forms | nothing |
+//! | `scope` | the scoped store and in-process crossings (tasks, threads, callbacks, fan-out); telemetry plugs in through a hook the store calls | `model` |
+//! | `wire` | the JSON carrier and the trace-id safety net; no I/O | `model` |
+//! | `propagate` | the `Propagator` (identity keys, trust, outbound policy), the W3C field names, `ContextSource`, a child's environment | `model`, `scope`, `wire` |
+//! | `jobs` | what every broker shares: the job envelope, the admission policy, rejections, dead letters | the above |
+//! | `integrations` | one module per cargo feature, named after it | everything above; nothing imports it |
+//!
+//! The macros' support code (the hidden `__private` module, no API) sits
+//! beside `lib.rs`.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod carrier;
-mod context;
-mod propagation;
+// The layers, from the ground up (see "Architecture" above). A module
+// imports only from the layers below its own, by path.
+mod integrations;
+pub mod jobs;
+mod model;
+mod propagate;
 mod scope;
-mod source;
-mod task;
-#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
-mod telemetry;
-mod tenant;
-mod trace;
-mod user;
-
-pub mod brokers;
-pub mod fanout;
-pub mod process;
-pub mod thread;
-pub mod w3c;
-
-#[cfg(feature = "sqlx")]
-pub mod postgres;
-
-#[cfg(feature = "tracing")]
-pub mod tracing;
-
-#[cfg(feature = "opentelemetry")]
-pub mod opentelemetry;
-
-#[cfg(feature = "http")]
-pub mod http;
-
-#[cfg(any(feature = "axum", feature = "tower"))]
-pub mod axum;
+mod wire;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
-pub use crate::carrier::{Carrier, CarrierError, CARRIER_VERSION};
-pub use crate::context::{Context, ContextBuilder};
+pub use crate::model::context::{Context, ContextBuilder};
+pub use crate::model::tenant::{InvalidTenantId, TenantId, TenantRequired, TENANT_ID_MAX_LEN};
+pub use crate::model::trace::{InvalidId, SpanId, TraceFlags, TraceId};
+pub use crate::model::user::{InvalidUserRef, UserId, UserRef};
+pub use crate::model::w3c;
+pub use crate::propagate::env as process;
 #[cfg(feature = "http")]
-pub use crate::propagation::IdentityResolver;
-pub use crate::propagation::{Identity, Outbound, Propagator, Trust};
-pub use crate::scope::{current, tenant, trace_id, user, with_current, Scoped};
-pub use crate::source::ContextSource;
-pub use crate::task::{spawn, spawn_blocking, FutureExt};
-pub use crate::tenant::{InvalidTenantId, TenantId, TenantRequired, TENANT_ID_MAX_LEN};
-pub use crate::trace::{InvalidId, SpanId, TraceFlags, TraceId};
-pub use crate::user::{InvalidUserRef, UserId, UserRef};
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use crate::propagate::propagator::IdentityResolver;
+pub use crate::propagate::propagator::{Identity, Outbound, Propagator, Trust};
+pub use crate::propagate::source::ContextSource;
+pub use crate::scope::fanout;
+pub use crate::scope::store::{current, tenant, trace_id, user, with_current, Scoped};
+pub use crate::scope::task::{spawn, spawn_blocking, FutureExt};
+pub use crate::scope::thread;
+pub use crate::wire::carrier::{Carrier, CarrierError, CARRIER_VERSION};
+
+#[cfg(feature = "apalis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "apalis")))]
+pub use crate::integrations::apalis;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use crate::integrations::axum;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use crate::integrations::http;
+#[cfg(feature = "lapin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lapin")))]
+pub use crate::integrations::lapin;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub use crate::integrations::nats;
+#[cfg(feature = "opentelemetry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
+pub use crate::integrations::opentelemetry;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use crate::integrations::redis;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use crate::integrations::reqwest;
+#[cfg(feature = "sqlx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
+pub use crate::integrations::sqlx;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use crate::integrations::tower;
+#[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+pub use crate::integrations::tracing;
 
 /// Runs an `async fn`'s whole body inside a context read at the boundary.
 ///
@@ -163,7 +192,7 @@ pub use crate::user::{InvalidUserRef, UserId, UserRef};
 /// | `source = "…"` | with `fresh`, the context's [`source`](Context::source) |
 /// | `crate = "path"` | the path of this crate when renamed in `Cargo.toml` |
 ///
-/// When reading can fail (a [`Carrier`] with an invalid tenant), the function
+/// When reading can fail (a [`Carrier`](struct@Carrier) with an invalid tenant), the function
 /// must return `Result<_, E>` with `E: From<CarrierError>`; the body does not
 /// run and the error is returned.
 ///

@@ -4,10 +4,15 @@
 use std::convert::Infallible;
 use std::future::Future;
 
-pub use crate::scope::Scoped;
-pub use crate::{CarrierError, Context, ContextSource, TenantId, TenantRequired, TraceId, UserRef};
+pub use crate::model::context::Context;
+pub use crate::model::tenant::{TenantId, TenantRequired};
+pub use crate::model::trace::TraceId;
+pub use crate::model::user::UserRef;
+pub use crate::propagate::source::ContextSource;
+pub use crate::scope::store::Scoped;
+pub use crate::wire::carrier::CarrierError;
 
-use crate::carrier::safety_net_trace_id;
+use crate::wire::carrier::safety_net_trace_id;
 
 /// Reads a context from a `from = "…"` expression.
 #[inline]
@@ -100,13 +105,13 @@ pub fn fresh(source: Option<&'static str>) -> Context {
 /// Runs `future` inside `cx` (taken by value: no second `Arc` clone).
 #[inline]
 pub fn scope<F: Future>(cx: Context, future: F) -> Scoped<F> {
-    crate::scope::scope(Some(cx), future)
+    crate::scope::store::scope(Some(cx), future)
 }
 
 /// `Ok` when the current context has a tenant.
 #[inline]
 pub fn require_tenant() -> Result<(), TenantRequired> {
-    crate::scope::with_current(|cx| match cx.and_then(Context::tenant) {
+    crate::scope::store::with_current(|cx| match cx.and_then(Context::tenant) {
         Some(_) => Ok(()),
         None => Err(TenantRequired),
     })
@@ -208,7 +213,7 @@ impl<T: UserField> UserField for Option<T> {
 /// Builds the context of a derived payload.
 #[derive(Debug, Default)]
 pub struct Derived {
-    builder: crate::context::ContextBuilder,
+    builder: crate::model::context::ContextBuilder,
     trace: Option<TraceId>,
 }
 

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use context_runtime::brokers::{DeadLetter, Job, RejectionKind};
+use context_runtime::jobs::{DeadLetter, Job, RejectionKind};
 use context_runtime::{Context, TenantId, UserRef};
 use context_tests::brokers::{tally, unique_name, Stamp, TestJob, Workers, TENANTS};
 
@@ -42,7 +42,7 @@ const BAD_TENANT: &str = "bad;tenant";
 impl Poison {
     fn kind(self) -> RejectionKind {
         match self {
-            Poison::NoTenant => RejectionKind::NoTenant,
+            Poison::NoTenant => RejectionKind::TenantRequired,
             Poison::BadTenant | Poison::BrokenCarrier => RejectionKind::InvalidCarrier,
             Poison::Unreadable => RejectionKind::Unreadable,
         }
@@ -261,7 +261,7 @@ async fn run_and_check<F, Fut>(
 // ---------------------------------------------------------------- Redis
 
 async fn redis_run(leak: bool) -> Option<(Workers, Vec<Planned>, HashMap<u64, Stamp>, String)> {
-    use context_runtime::brokers::redis::Queue;
+    use context_runtime::redis::Queue;
     if !context_tests::service_available("Redis", REDIS) {
         return None;
     }
@@ -339,7 +339,7 @@ async fn redis_jobs_keep_their_context_across_worker_processes() {
         .get_multiplexed_async_connection()
         .await
         .expect("connect");
-    let queue = context_runtime::brokers::redis::Queue::new(name.clone());
+    let queue = context_runtime::redis::Queue::new(name.clone());
     let reader = conn.clone();
     run_and_check("redis", workers, &planned, &stamps, started, || {
         let (queue, mut conn) = (queue.clone(), reader.clone());
@@ -397,7 +397,7 @@ async fn control_an_ambient_context_in_the_workers_is_caught() {
         .get_multiplexed_async_connection()
         .await
         .expect("connect");
-    let queue = context_runtime::brokers::redis::Queue::new(name);
+    let queue = context_runtime::redis::Queue::new(name);
     redis::cmd("DEL")
         .arg(queue.name())
         .arg(queue.processing_list())
@@ -411,7 +411,7 @@ async fn control_an_ambient_context_in_the_workers_is_caught() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_jobs_keep_their_context_across_worker_processes() {
-    use context_runtime::brokers::amqp::{self, Queue};
+    use context_runtime::lapin::{self as amqp, Queue};
     use lapin::options::{
         BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
     };
@@ -550,7 +550,7 @@ async fn rabbitmq_jobs_keep_their_context_across_worker_processes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_jobs_keep_their_context_across_worker_processes() {
     use async_nats::jetstream::{self, consumer, stream};
-    use context_runtime::brokers::nats::{self, JobStream};
+    use context_runtime::nats::{self, Queue};
 
     let started = Instant::now();
     if !context_tests::service_available("NATS", NATS) {
@@ -559,7 +559,7 @@ async fn nats_jobs_keep_their_context_across_worker_processes() {
     let url = format!("nats://{NATS}");
     let name = unique_name("ctx-test-nats").replace('-', "_");
     let subject = format!("{name}.jobs");
-    let jobs = JobStream::new(subject.clone());
+    let jobs = Queue::new(subject.clone());
     let client = async_nats::connect(&url).await.expect("connect to NATS");
     let js = jetstream::new(client.clone());
     let stream_name = name.to_uppercase();
@@ -682,7 +682,7 @@ async fn nats_jobs_keep_their_context_across_worker_processes() {
 async fn apalis_jobs_keep_their_context_across_worker_processes() {
     use apalis::prelude::TaskSink as _;
     use apalis_redis::{Config, RedisStorage};
-    use context_runtime::brokers::apalis::dead_letters;
+    use context_runtime::apalis::dead_letters;
 
     let started = Instant::now();
     if !context_tests::service_available("Redis", REDIS) {

@@ -6,9 +6,11 @@ use std::net::SocketAddr;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use context_runtime::axum::{ContextLayer, CurrentContext, Tenant};
-use context_runtime::http::{Identity, Outbound, Propagator, RequestBuilderExt as _};
+use context_runtime::axum::{CurrentContext, Tenant};
+use context_runtime::reqwest::RequestBuilderExt as _;
+use context_runtime::tower::ContextLayer;
 use context_runtime::{requires_tenant, with_context, TenantId, TenantRequired, UserRef};
+use context_runtime::{Identity, Outbound, Propagator};
 use http::HeaderMap;
 use serde_json::{json, Value};
 
@@ -58,7 +60,7 @@ async fn forward(
     let downstream: Value = next
         .client
         .get(&next.url)
-        .with_current_context()
+        .inject_current()
         .send()
         .await
         .expect("call the next hop")

@@ -1,7 +1,8 @@
 //! `Propagator` on header maps: keys, trust and outbound policies.
 
-use context_runtime::http::{self, Outbound, Propagator};
+use context_runtime::http;
 use context_runtime::{Context, TenantId, UserRef};
+use context_runtime::{Outbound, Propagator};
 use http_types::HeaderMap;
 
 use ::http as http_types;

@@ -27,7 +27,7 @@ fn a_std_child_process_continues_the_trace_with_its_tenant() {
     let cx = parent_context();
     let seen = report(
         std::process::Command::new(CHILD)
-            .with_context(&cx)
+            .inject(&cx)
             .output()
             .expect("run the child"),
     );
@@ -47,7 +47,7 @@ async fn a_tokio_child_process_gets_a_new_parent_id_per_launch() {
     for _ in 0..2 {
         let seen = report(
             tokio::process::Command::new(CHILD)
-                .with_context(&cx)
+                .inject(&cx)
                 .output()
                 .await
                 .expect("run the child"),
@@ -81,7 +81,7 @@ fn stale_variables_inherited_by_the_parent_are_replaced() {
         std::process::Command::new(CHILD)
             .env("BAGGAGE", "tenantId=stale")
             .env("TRACESTATE", "stale=1")
-            .with_context(&cx)
+            .inject(&cx)
             .output()
             .expect("run the child"),
     );

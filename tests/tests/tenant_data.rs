@@ -1,5 +1,5 @@
 //! Tenant data on the real PostgreSQL: row-level security fed by the tenant
-//! in scope (`context_runtime::postgres`).
+//! in scope (`context_runtime::sqlx`).
 //!
 //! Each test makes its own schema and its own login role (unique names), so
 //! tests and runs never share state; both are dropped when the test ends,
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use context_runtime::postgres::{self, TenantTransaction};
+use context_runtime::sqlx::{self as postgres, TenantTransaction};
 use context_runtime::{
     fanout, requires_tenant, with_context, Carrier, CarrierError, Context, TenantId, TenantRequired,
 };

@@ -17,8 +17,11 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use async_nats::jetstream;
-use context_runtime::brokers::apalis::ContextLayer;
-use context_runtime::brokers::{amqp, nats, redis as redis_jobs, Job, Outcome};
+use context_runtime::apalis::JobLayer;
+use context_runtime::jobs::{Job, Outcome};
+use context_runtime::lapin as amqp;
+use context_runtime::nats;
+use context_runtime::redis as redis_jobs;
 use context_runtime::{requires_tenant, with_context, CarrierError, Context, TenantRequired};
 use context_tests::brokers::{Report, TestJob, READY};
 use futures_util::StreamExt as _;
@@ -273,7 +276,7 @@ async fn run_amqp(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure
 async fn run_nats(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
     let client = async_nats::connect(&args.url).await?;
     let js = jetstream::new(client.clone());
-    let jobs = nats::JobStream::new(args.queue.clone());
+    let jobs = nats::Queue::new(args.queue.clone());
     let consumer: jetstream::consumer::PullConsumer = js
         .get_stream(&args.stream)
         .await?
@@ -316,7 +319,7 @@ async fn run_apalis(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failu
     let worker = WorkerBuilder::new(format!("{}-{}", args.queue, args.worker))
         .backend(storage)
         .data(args.clone())
-        .layer(ContextLayer::new(conn, &args.queue))
+        .layer(JobLayer::new(conn, &args.queue))
         .concurrency(args.concurrency)
         .on_event(|_, event| {
             if matches!(event, Event::Start) {

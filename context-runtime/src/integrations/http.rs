@@ -1,0 +1,136 @@
+//! W3C Trace Context and Baggage over HTTP headers (feature `http`).
+//!
+//! [`extract`] reads `traceparent`, `tracestate` and `baggage` from an
+//! incoming request's headers into a [`Context`]; [`inject`] writes a context
+//! into an outgoing request's headers, with a new parent id for every call.
+//!
+//! ```
+//! use context_runtime::{http, Context};
+//! use ::http::HeaderMap;
+//!
+//! let mut incoming = HeaderMap::new();
+//! incoming.insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse()?);
+//! incoming.insert("baggage", "tenantId=t1,region=eu".parse()?);
+//!
+//! // By default, identity from outside is not trusted: no tenant.
+//! let cx = http::extract(&incoming);
+//! assert_eq!(cx.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+//! assert!(cx.tenant().is_none());
+//! assert_eq!(cx.baggage().get("region"), Some("eu"));
+//!
+//! // An internal hop may trust the tenant and user carried in baggage.
+//! let internal = context_runtime::Propagator::new().trust_baggage_identity();
+//! assert_eq!(internal.extract(&incoming).tenant().unwrap().as_str(), "t1");
+//!
+//! // Outgoing: same trace, new parent id.
+//! let mut outgoing = HeaderMap::new();
+//! http::inject(&cx, &mut outgoing);
+//! let traceparent = outgoing["traceparent"].to_str()?;
+//! assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+//! assert!(!traceparent.contains("00f067aa0ba902b7"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use ::http::header::{HeaderName, HeaderValue};
+use ::http::{Extensions, HeaderMap};
+
+use crate::model::context::Context;
+use crate::model::trace::SpanId;
+use crate::propagate::fields;
+use crate::propagate::propagator::{Propagator, Trust, Wire};
+use crate::propagate::source::ContextSource;
+
+/// The `traceparent` header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static(fields::TRACEPARENT);
+/// The `tracestate` header.
+pub const TRACESTATE: HeaderName = HeaderName::from_static(fields::TRACESTATE);
+/// The `baggage` header.
+pub const BAGGAGE: HeaderName = HeaderName::from_static(fields::BAGGAGE);
+
+impl Propagator {
+    /// Reads a context from incoming headers (names are case-insensitive).
+    /// Never fails: an invalid or duplicated `traceparent` starts a new
+    /// trace, an invalid `tracestate` is dropped, a malformed baggage member
+    /// is skipped, and identity is taken only as the [`Trust`] policy says.
+    pub fn extract(&self, headers: &HeaderMap) -> Context {
+        self.extract_with(headers, &Extensions::new())
+    }
+
+    /// Like [`extract`](Propagator::extract), with the request's extensions
+    /// for an [`IdentityResolver`](crate::IdentityResolver).
+    pub fn extract_with(&self, headers: &HeaderMap, extensions: &Extensions) -> Context {
+        fn text(v: &HeaderValue) -> Option<&str> {
+            v.to_str().ok().map(str::trim)
+        }
+        self.extract_fields(
+            headers.get_all(TRACEPARENT).iter().map(text),
+            headers.get_all(TRACESTATE).iter().map(text),
+            headers.get_all(BAGGAGE).iter().map(text),
+            |trust| match trust {
+                Trust::Resolver(resolver) => Some(resolver.resolve(headers, extensions)),
+                _ => None,
+            },
+        )
+    }
+
+    /// Writes `cx` into outgoing headers, replacing any `traceparent`,
+    /// `tracestate` and `baggage` already there. The `traceparent` gets a new
+    /// random parent id (this call's span), the same trace id and flags.
+    pub fn inject(&self, cx: &Context, headers: &mut HeaderMap) {
+        self.inject_with_span(cx, SpanId::random(), headers);
+    }
+
+    /// Like [`inject`](Propagator::inject), with the caller's span id as the
+    /// parent id (for example the current OpenTelemetry span's).
+    pub fn inject_with_span(&self, cx: &Context, span_id: SpanId, headers: &mut HeaderMap) {
+        let (parent, state, baggage) = self.outgoing_fields(cx, span_id);
+        for name in [TRACEPARENT, TRACESTATE, BAGGAGE] {
+            headers.remove(name);
+        }
+        // Every value is visible ASCII by construction of the W3C codecs.
+        if let Ok(value) = HeaderValue::from_str(&parent) {
+            headers.insert(TRACEPARENT, value);
+        }
+        if let Some(Ok(value)) = state.map(|s| HeaderValue::from_str(&s)) {
+            headers.insert(TRACESTATE, value);
+        }
+        if let Some(Ok(value)) = baggage.map(|b| HeaderValue::from_str(&b)) {
+            headers.insert(BAGGAGE, value);
+        }
+    }
+}
+
+/// Reads a context from incoming headers with the default [`Propagator`]:
+/// the trace is continued, baggage is kept, and no identity is trusted.
+pub fn extract(headers: &HeaderMap) -> Context {
+    Propagator::for_wire(Wire::Http).extract(headers)
+}
+
+/// Writes `cx` into outgoing headers with the default [`Propagator`]:
+/// `traceparent` with a new parent id, `tracestate`, and `baggage` with the
+/// tenant and user.
+pub fn inject(cx: &Context, headers: &mut HeaderMap) {
+    Propagator::for_wire(Wire::Http).inject(cx, headers);
+}
+
+/// Writes the current context (if any) into outgoing headers.
+///
+/// Use it for any `http::Request` before sending it:
+/// `context_runtime::http::inject_current(request.headers_mut())`.
+pub fn inject_current(headers: &mut HeaderMap) {
+    crate::scope::store::with_current(|cx| {
+        if let Some(cx) = cx {
+            inject(cx, headers);
+        }
+    });
+}
+
+/// Headers are read with the default [`Propagator`] (no identity is trusted);
+/// this never fails: bad headers start a new trace or drop a baggage member.
+impl ContextSource for HeaderMap {
+    type Error = std::convert::Infallible;
+
+    fn to_context(&self) -> Result<Context, Self::Error> {
+        Ok(extract(self))
+    }
+}

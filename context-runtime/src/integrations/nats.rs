@@ -1,0 +1,424 @@
+//! NATS and JetStream through `async-nats`: the context in the message
+//! headers `traceparent`, `tracestate` and `baggage` (feature `nats`).
+//!
+//! - [`inject`] / [`inject_current`] write the W3C fields into a message's
+//!   headers; [`extract`] reads them back, and a [`HeaderMap`], a core
+//!   [`Message`](async_nats::Message) and a JetStream
+//!   [`Message`](jetstream::Message) are each a [`ContextSource`], so
+//!   `#[with_context(from = "message")]` works.
+//! - A [`Queue`] names a subject and its dead-letter subject (both must
+//!   be captured by JetStream streams). [`Queue::process`] checks a
+//!   message with the [`Policy`], runs the handler inside its context, then
+//!   acks it; or naks it, so JetStream redelivers the *same* message (the
+//!   original carrier) and counts the attempt; or publishes it to the
+//!   dead-letter subject with the reason in [`REASON`], [`KIND`],
+//!   [`TENANT`], and terminates it.
+//!
+//! Identity in these headers is trusted (see [the `jobs` module](crate::jobs#trust)).
+//! Give the consumer a `max_deliver` above [`Policy::attempts`] (or none).
+//!
+//! ```no_run
+//! use async_nats::jetstream::{self, consumer::pull, stream};
+//! use context_runtime::nats::Queue;
+//! use context_runtime::{with_context, requires_tenant, CarrierError, TenantRequired};
+//!
+//! #[derive(Debug)]
+//! struct JobError(String);
+//! impl std::fmt::Display for JobError {
+//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(&self.0) }
+//! }
+//! impl From<CarrierError> for JobError { fn from(e: CarrierError) -> Self { JobError(e.to_string()) } }
+//! impl From<TenantRequired> for JobError { fn from(e: TenantRequired) -> Self { JobError(e.to_string()) } }
+//!
+//! #[with_context(from = "message")]
+//! #[requires_tenant]
+//! async fn send_invoice(message: jetstream::Message) -> Result<(), JobError> {
+//!     println!("{} bytes for {}", message.payload.len(), context_runtime::tenant()?);
+//!     Ok(())
+//! }
+//!
+//! # async fn run(cx: context_runtime::Context) -> Result<(), async_nats::Error> {
+//! use futures_util::StreamExt as _;
+//! let js = jetstream::new(async_nats::connect("nats://127.0.0.1:4222").await?);
+//! let jobs = Queue::new("invoices.jobs"); // dead letters: "invoices.jobs.dead"
+//! let stream = js
+//!     .get_or_create_stream(stream::Config {
+//!         name: "INVOICES".into(),
+//!         subjects: vec!["invoices.>".into()],
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//!
+//! // Producer, inside the request's scope: the headers carry its context.
+//! cx.scope(jobs.publish(&js, br#"{"invoice":7}"#)).await?.await?;
+//!
+//! // Consumer.
+//! let consumer = stream
+//!     .get_or_create_consumer("workers", pull::Config {
+//!         durable_name: Some("workers".into()),
+//!         filter_subject: jobs.subject().into(),
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! let mut messages = consumer.messages().await?;
+//! while let Some(message) = messages.next().await {
+//!     jobs.process(&js, message?, send_invoice).await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+
+use ::async_nats::jetstream::{self, context::PublishAckFuture, AckKind};
+use ::async_nats::HeaderMap;
+
+use crate::jobs::{admit, run_in, DeadLetter, Outcome, Policy, RejectionKind};
+use crate::model::context::Context;
+use crate::model::trace::SpanId;
+use crate::propagate::fields;
+use crate::propagate::propagator::{claimed_trace_id, Propagator, Wire};
+use crate::propagate::source::ContextSource;
+use crate::wire::carrier::CarrierError;
+
+/// The header with the W3C `traceparent`.
+pub const TRACEPARENT: &str = fields::TRACEPARENT;
+/// The header with the W3C `tracestate`.
+pub const TRACESTATE: &str = fields::TRACESTATE;
+/// The header with the W3C `baggage` (and in it, the tenant and user).
+pub const BAGGAGE: &str = fields::BAGGAGE;
+/// On a dead letter: why it was not run, for people.
+pub const REASON: &str = "Context-Dead-Letter-Reason";
+/// On a dead letter: the [`RejectionKind`].
+pub const KIND: &str = "Context-Dead-Letter-Kind";
+/// On a dead letter: the tenant (valid, or the invalid one claimed).
+pub const TENANT: &str = "Context-Dead-Letter-Tenant";
+/// On a dead letter: the subject it was consumed from.
+pub const SUBJECT: &str = "Context-Dead-Letter-Subject";
+/// On a dead letter: how many times a handler ran.
+pub const ATTEMPTS: &str = "Context-Dead-Letter-Attempts";
+
+/// The propagator for NATS headers: the default keys, identity in baggage
+/// trusted (the producer is your own system), source `"nats"`.
+pub fn propagator() -> &'static Propagator {
+    Propagator::for_wire(Wire::Nats)
+}
+
+/// Writes `cx` into `headers`: `traceparent` (same trace, a new parent id
+/// for this message), `tracestate` and `baggage` with the tenant and user,
+/// replacing any already there.
+pub fn inject(cx: &Context, headers: &mut HeaderMap) {
+    inject_using(cx, headers, propagator());
+}
+
+/// Like [`inject`] with an explicit [`Propagator`].
+pub fn inject_using(cx: &Context, headers: &mut HeaderMap, propagator: &Propagator) {
+    let (parent, state, baggage) = propagator.outgoing_fields(cx, SpanId::random());
+    let mut kept: HeaderMap = headers
+        .iter()
+        .filter(|(name, _)| ![TRACEPARENT, TRACESTATE, BAGGAGE].contains(&name.as_ref()))
+        .flat_map(|(name, values)| values.iter().map(|v| (name.clone(), v.clone())))
+        .collect();
+    kept.insert(TRACEPARENT, parent.as_str());
+    if let Some(state) = state {
+        kept.insert(TRACESTATE, state.as_str());
+    }
+    if let Some(baggage) = baggage {
+        kept.insert(BAGGAGE, baggage.as_str());
+    }
+    *headers = kept;
+}
+
+/// Writes the current context into `headers` (as [`inject`]); unchanged
+/// outside any scope.
+pub fn inject_current(headers: &mut HeaderMap) {
+    crate::scope::store::with_current(|cx| {
+        if let Some(cx) = cx {
+            inject(cx, headers);
+        }
+    });
+}
+
+/// Reads the context from a message's headers, strictly: a `traceparent`
+/// that does not parse, or an invalid tenant or user in `baggage`, is an
+/// error; a missing `traceparent` gets a fresh trace id (with the
+/// safety-net warning).
+///
+/// # Errors
+///
+/// [`CarrierError::Malformed`], [`CarrierError::InvalidTenant`] or
+/// [`CarrierError::InvalidUser`].
+pub fn extract(headers: &HeaderMap) -> Result<Context, CarrierError> {
+    extract_using(headers, propagator())
+}
+
+/// Like [`extract`] with an explicit [`Propagator`] (for example one that
+/// does not trust identity, for subjects fed by third parties).
+///
+/// # Errors
+///
+/// As [`extract`].
+pub fn extract_using(
+    headers: &HeaderMap,
+    propagator: &Propagator,
+) -> Result<Context, CarrierError> {
+    let all = |name: &str| headers.get_all(name).map(|v| Some(v.as_str()));
+    propagator.extract_fields_checked(all(TRACEPARENT), all(TRACESTATE), all(BAGGAGE))
+}
+
+fn extract_optional(headers: Option<&HeaderMap>) -> Result<Context, CarrierError> {
+    match headers {
+        Some(headers) => extract(headers),
+        None => extract(&HeaderMap::new()),
+    }
+}
+
+/// Headers read strictly with the NATS [`propagator`] (see [`extract`]).
+impl ContextSource for HeaderMap {
+    type Error = CarrierError;
+
+    fn to_context(&self) -> Result<Context, CarrierError> {
+        extract(self)
+    }
+}
+
+/// The message's headers (none: a fresh trace and no tenant).
+impl ContextSource for ::async_nats::Message {
+    type Error = CarrierError;
+
+    fn to_context(&self) -> Result<Context, CarrierError> {
+        extract_optional(self.headers.as_ref())
+    }
+}
+
+/// The message's headers, so a handler can say `#[with_context(from = "message")]`.
+impl ContextSource for jetstream::Message {
+    type Error = CarrierError;
+
+    fn to_context(&self) -> Result<Context, CarrierError> {
+        extract_optional(self.headers.as_ref())
+    }
+}
+
+/// The delivery attempt JetStream counts: 1 the first time.
+pub fn attempt(message: &jetstream::Message) -> u32 {
+    message
+        .info()
+        .ok()
+        .and_then(|info| u32::try_from(info.delivered).ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Publishes `payload` to `subject` with the current context in its
+/// headers. Await the returned future for JetStream's ack.
+///
+/// # Errors
+///
+/// A publish error.
+pub async fn publish(
+    js: &jetstream::Context,
+    subject: impl Into<String>,
+    payload: &[u8],
+) -> Result<PublishAckFuture, jetstream::context::PublishError> {
+    let mut headers = HeaderMap::new();
+    inject_current(&mut headers);
+    js.publish_with_headers(subject.into(), headers, payload.to_vec().into())
+        .await
+}
+
+/// Reads the dead-letter record of a message from a dead-letter subject:
+/// the headers [`Queue::process`] wrote, and the original payload.
+/// `None` when the message has no [`KIND`] header.
+pub fn dead_letter(message: &::async_nats::Message) -> Option<DeadLetter> {
+    let headers = message.headers.as_ref()?;
+    let string = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+    let kind = RejectionKind::parse(headers.get(KIND)?.as_str())?;
+    let trace_id = claimed_trace_id(headers.get(TRACEPARENT).map(|t| t.as_str()));
+    Some(DeadLetter {
+        queue: string(SUBJECT).unwrap_or_default(),
+        kind,
+        reason: string(REASON).unwrap_or_default(),
+        tenant: string(TENANT),
+        trace_id,
+        attempts: string(ATTEMPTS).and_then(|a| a.parse().ok()).unwrap_or(0),
+        payload: String::from_utf8_lossy(&message.payload).into_owned(),
+    })
+}
+
+/// Jobs on a JetStream subject, with a dead-letter subject and the
+/// [`Policy`] its consumers apply.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    subject: String,
+    dead_letter_subject: String,
+    policy: Policy,
+}
+
+impl Queue {
+    /// Jobs on `subject`, dead letters on `subject.dead`, with the default
+    /// [`Policy`]: a tenant is required, 3 attempts.
+    pub fn new(subject: impl Into<String>) -> Queue {
+        let subject = subject.into();
+        Queue {
+            dead_letter_subject: format!("{subject}.dead"),
+            subject,
+            policy: Policy::new(),
+        }
+    }
+
+    /// Dead letters go to `subject` instead.
+    pub fn with_dead_letter_subject(mut self, subject: impl Into<String>) -> Queue {
+        self.dead_letter_subject = subject.into();
+        self
+    }
+
+    /// The policy consumers apply.
+    pub fn with_policy(mut self, policy: Policy) -> Queue {
+        self.policy = policy;
+        self
+    }
+
+    /// The jobs' subject.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The dead letters' subject.
+    pub fn dead_letter_subject(&self) -> &str {
+        &self.dead_letter_subject
+    }
+
+    /// Publishes `payload` as a job, with the current context in its headers.
+    ///
+    /// # Errors
+    ///
+    /// A publish error.
+    pub async fn publish(
+        &self,
+        js: &jetstream::Context,
+        payload: &[u8],
+    ) -> Result<PublishAckFuture, jetstream::context::PublishError> {
+        publish(js, self.subject.clone(), payload).await
+    }
+
+    /// Handles one message to the end: checked against the policy,
+    /// `handler` run inside the message's context, then acked; or naked
+    /// for redelivery of the same message; or, once JetStream has stored
+    /// its copy on the dead-letter subject, terminated.
+    ///
+    /// # Errors
+    ///
+    /// A NATS error; the message is then redelivered after its ack wait.
+    pub async fn process<F, Fut, R, E>(
+        &self,
+        js: &jetstream::Context,
+        message: jetstream::Message,
+        handler: F,
+    ) -> Result<Outcome<R>, ::async_nats::Error>
+    where
+        F: FnOnce(jetstream::Message) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        E: fmt::Display,
+    {
+        let attempt = attempt(&message);
+        let cx = match admit(&message, &self.policy) {
+            Ok(cx) => cx,
+            Err(rejection) => {
+                let letter = DeadLetter::new(&self.subject, &rejection, &message.payload)
+                    .with_trace_id(claimed_trace_id(
+                        message
+                            .headers
+                            .as_ref()
+                            .and_then(|h| h.get(TRACEPARENT))
+                            .map(|t| t.as_str()),
+                    ));
+                return self.dead_letter(js, &message, letter).await;
+            }
+        };
+        let kept = message.clone();
+        match run_in(&cx, handler(message)).await {
+            Ok(done) => {
+                kept.ack().await?;
+                Ok(Outcome::Completed(done))
+            }
+            Err(error) => match self.policy.after_failure(attempt, error.clone()) {
+                Some(rejection) => {
+                    let letter =
+                        DeadLetter::exhausted(&self.subject, &rejection, &kept.payload, &cx);
+                    self.dead_letter(js, &kept, letter).await
+                }
+                None => {
+                    // JetStream redelivers this very message: the original carrier.
+                    kept.ack_with(AckKind::Nak(None)).await?;
+                    Ok(Outcome::Retried { attempt, error })
+                }
+            },
+        }
+    }
+
+    async fn dead_letter<R>(
+        &self,
+        js: &jetstream::Context,
+        message: &jetstream::Message,
+        letter: DeadLetter,
+    ) -> Result<Outcome<R>, ::async_nats::Error> {
+        let mut headers = message.headers.clone().unwrap_or_default();
+        headers.insert(REASON, one_line(&letter.reason).as_str());
+        headers.insert(KIND, letter.kind.as_str());
+        headers.insert(SUBJECT, self.subject.as_str());
+        headers.insert(ATTEMPTS, letter.attempts.to_string().as_str());
+        if let Some(tenant) = &letter.tenant {
+            headers.insert(TENANT, one_line(tenant).as_str());
+        }
+        js.publish_with_headers(
+            self.dead_letter_subject.clone(),
+            headers,
+            message.payload.clone(),
+        )
+        .await?
+        .await?;
+        message.ack_with(AckKind::Term).await?;
+        Ok(Outcome::DeadLettered(letter))
+    }
+}
+
+/// Header values are one line.
+fn one_line(value: &str) -> String {
+    value.replace(['\r', '\n'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tenant::TenantId;
+
+    #[test]
+    fn headers_round_trip_and_broken_ones_are_errors() {
+        let cx = Context::root().with_tenant(TenantId::new("acme").expect("valid"));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-other", "kept");
+        headers.insert(TRACESTATE, "stale=1");
+        inject(&cx, &mut headers);
+        let read = extract(&headers).expect("valid");
+        assert_eq!(read.trace_id(), cx.trace_id());
+        assert_eq!(read.tenant().map(TenantId::as_str), Some("acme"));
+        assert_eq!(read.source(), Some("nats"));
+        assert!(headers.get(TRACESTATE).is_none());
+        assert_eq!(headers.get("x-other").map(|v| v.as_str()), Some("kept"));
+
+        let mut broken = HeaderMap::new();
+        broken.insert(TRACEPARENT, "garbage");
+        assert!(matches!(
+            extract(&broken),
+            Err(CarrierError::Malformed { .. })
+        ));
+        let mut bad_tenant = HeaderMap::new();
+        bad_tenant.insert(BAGGAGE, "tenantId=a%3Bb");
+        assert_eq!(
+            extract(&bad_tenant).expect_err("invalid").tenant(),
+            Some("a;b")
+        );
+    }
+}

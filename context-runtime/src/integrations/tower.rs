@@ -1,0 +1,71 @@
+//! [`ContextLayer`]: a tower layer that scopes every request.
+
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use ::http::Request;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::model::context::Context;
+use crate::propagate::propagator::Propagator;
+use crate::scope::store::Scoped;
+
+/// A tower [`Layer`] that runs every request inside the context its headers
+/// carry (see [`Propagator::extract_with`]), or a fresh one.
+///
+/// The context is current while the inner service is called and while its
+/// response future runs, and it is put in the request's extensions.
+#[derive(Debug, Clone, Default)]
+pub struct ContextLayer {
+    propagator: Arc<Propagator>,
+}
+
+impl ContextLayer {
+    /// A layer with this propagator (trust policy, baggage keys).
+    pub fn new(propagator: Propagator) -> Self {
+        ContextLayer {
+            propagator: Arc::new(propagator),
+        }
+    }
+}
+
+impl<S> Layer<S> for ContextLayer {
+    type Service = ContextService<S>;
+
+    fn layer(&self, inner: S) -> ContextService<S> {
+        ContextService {
+            inner,
+            propagator: self.propagator.clone(),
+        }
+    }
+}
+
+/// The service made by [`ContextLayer`].
+#[derive(Debug, Clone)]
+pub struct ContextService<S> {
+    inner: S,
+    propagator: Arc<Propagator>,
+}
+
+impl<S, B> Service<Request<B>> for ContextService<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Scoped<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let cx = self
+            .propagator
+            .extract_with(request.headers(), request.extensions());
+        request.extensions_mut().insert::<Context>(cx.clone());
+        let future = cx.scope_sync(|| self.inner.call(request));
+        cx.scope(future)
+    }
+}

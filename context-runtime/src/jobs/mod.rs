@@ -1,0 +1,578 @@
+//! Jobs across message brokers: the producer's context is captured once, at
+//! enqueue; the consumer checks it before any handler code runs, runs the
+//! handler inside it, and dead-letters what it must not run.
+//!
+//! The pieces every integration shares live here: [`Job`] (a payload with
+//! the producer's [`Carrier`]), [`Policy`] (is a tenant required, how many
+//! attempts), [`admit`] (the check at the boundary), [`Rejection`] (why a job
+//! is not run) and [`DeadLetter`] (the record a dead-letter destination
+//! holds). The integrations are thin adapters over the broker's own client:
+//!
+//! | module | feature | where the context rides | dead letters |
+//! | --- | --- | --- | --- |
+//! | `redis` | `redis` | a [`Carrier`] in the JSON payload ([`Job`]) | a Redis list of [`DeadLetter`] records |
+//! | `lapin` | `lapin` | `traceparent`, `tracestate`, `baggage` AMQP headers | a dead-letter exchange, with the reason in headers |
+//! | `nats` | `nats` | the same, in NATS message headers | a JetStream subject, with the reason in headers |
+//! | `apalis` | `apalis` | a [`ContextSource`] job argument ([`Job`], `#[derive(Carrier)]`) | apalis's own dead set on Redis |
+//!
+//! # The semantics, on every broker
+//!
+//! - **Captured once.** The producer's context becomes the job's carrier when
+//!   the job is enqueued. A retry re-delivers the *original* carrier (same
+//!   trace id, same tenant); it is never replaced by the worker's context.
+//! - **Checked before running.** A job whose carrier does not parse, names
+//!   an invalid tenant or user, or has no tenant while the [`Policy`]
+//!   requires one is not run: it goes to the dead-letter destination with
+//!   its reason ([`Rejection`]) and the tenant it claimed, if readable.
+//! - **Nothing is lost.** Every job ends completed or dead-lettered; a
+//!   handler error is retried up to [`Policy::max_attempts`], then
+//!   dead-lettered as [`RejectionKind::Exhausted`].
+//!
+//! # Trust
+//!
+//! Identity (tenant and user) in broker *headers* is trusted: the producer
+//! is your own system, and a broker is not a public endpoint. An invalid
+//! tenant there is an error, never "no tenant". Use the `*_using` functions
+//! with a [`Propagator`](crate::Propagator) that does not trust baggage when
+//! a queue is fed by a third party.
+//!
+//! ```
+//! use context_runtime::jobs::{admit, Job, Policy, RejectionKind};
+//! use context_runtime::{Context, TenantId};
+//!
+//! let cx = Context::root().with_tenant(TenantId::new("acme")?);
+//! let wire = serde_json::to_string(&Job::new(&cx, 42))?;
+//!
+//! let job: Job<u32> = serde_json::from_str(&wire)?;
+//! let admitted = admit(&job, &Policy::new())?;
+//! assert_eq!(admitted.trace_id(), cx.trace_id());
+//!
+//! let orphan: Job<u32> = serde_json::from_str(r#"{"data":7}"#)?;
+//! let rejected = admit(&orphan, &Policy::new()).unwrap_err();
+//! assert_eq!(rejected.kind(), RejectionKind::TenantRequired);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::convert::Infallible;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::context::Context;
+use crate::propagate::source::ContextSource;
+use crate::wire::carrier::{Carrier, CarrierError};
+
+/// A job payload with the producer's context: `{"ctx": <carrier>, "data": <T>}`.
+///
+/// [`Job::current`] captures the current context once, when the job is made.
+/// The carrier is kept as written and checked only when the job is read
+/// ([`ContextSource`]), so a job whose carrier is broken still parses and
+/// can be dead-lettered with its reason.
+///
+/// ```
+/// use context_runtime::jobs::Job;
+/// use context_runtime::{with_context, requires_tenant, CarrierError, Context, TenantId, TenantRequired};
+///
+/// #[derive(Debug)]
+/// enum JobError { Carrier(CarrierError), NoTenant(TenantRequired) }
+/// impl From<CarrierError> for JobError { fn from(e: CarrierError) -> Self { JobError::Carrier(e) } }
+/// impl From<TenantRequired> for JobError { fn from(e: TenantRequired) -> Self { JobError::NoTenant(e) } }
+///
+/// #[with_context(from = "job")]
+/// #[requires_tenant]
+/// async fn send_invoice(job: Job<u64>) -> Result<String, JobError> {
+///     Ok(format!("invoice {} for {}", job.data, context_runtime::tenant()?))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let request = Context::root().with_tenant(TenantId::new("acme")?);
+/// let job = request.scope(async { Job::current(7) }).await;
+/// assert_eq!(send_invoice(job).await.unwrap(), "invoice 7 for acme");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job<T> {
+    /// The carrier as written (checked when the job is read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ctx: Option<Value>,
+    /// The delivery attempt, 1 for the first; set by the integration on
+    /// the consumer side, never by the producer.
+    #[serde(skip, default = "first_attempt")]
+    attempt: u32,
+    /// The job's own data.
+    pub data: T,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+impl<T> Job<T> {
+    /// A job carrying `cx`.
+    pub fn new(cx: &Context, data: T) -> Job<T> {
+        Job {
+            ctx: serde_json::to_value(cx.to_carrier()).ok(),
+            attempt: 1,
+            data,
+        }
+    }
+
+    /// A job carrying the current context, or no context at all outside
+    /// any scope (a consumer that requires a tenant then dead-letters it).
+    pub fn current(data: T) -> Job<T> {
+        let ctx = crate::scope::store::with_current(|cx| cx.map(|cx| cx.to_carrier()));
+        Job {
+            ctx: ctx.and_then(|c| serde_json::to_value(c).ok()),
+            attempt: 1,
+            data,
+        }
+    }
+
+    /// The producer's carrier: `Ok(None)` when the job has none, an error
+    /// when it is not a carrier object.
+    ///
+    /// # Errors
+    ///
+    /// [`CarrierError::Malformed`] when `ctx` is not a carrier object.
+    pub fn carrier(&self) -> Result<Option<Carrier>, CarrierError> {
+        match &self.ctx {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => {
+                Carrier::deserialize(value)
+                    .map(Some)
+                    .map_err(|e| CarrierError::Malformed {
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    /// The delivery attempt on the consumer side: 1 the first time, 2 on
+    /// the first retry, and so on.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt;
+    }
+
+    /// The job's data.
+    pub fn into_data(self) -> T {
+        self.data
+    }
+
+    /// The trace id the carrier names, as written, for dead-letter records.
+    #[cfg(feature = "redis")]
+    pub(crate) fn claimed_trace_id(&self) -> Option<String> {
+        let trace = self.ctx.as_ref()?.get("traceId")?.as_str()?;
+        Some(trace.to_owned())
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Job<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("ctx", &self.ctx)
+            .field("attempt", &self.attempt)
+            .field("data", &self.data)
+            .finish()
+    }
+}
+
+/// A job without a carrier is read like `Option<Carrier>::None`: a fresh
+/// trace (with the safety-net warning) and no tenant.
+impl<T> ContextSource for Job<T> {
+    type Error = CarrierError;
+
+    fn to_context(&self) -> Result<Context, CarrierError> {
+        self.carrier()?.to_context()
+    }
+}
+
+/// What a consumer accepts: whether a job needs a tenant, and how many
+/// times a failing handler runs before the job is dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    tenant_required: bool,
+    max_attempts: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::new()
+    }
+}
+
+impl Policy {
+    /// A tenant is required; a handler runs at most 3 times.
+    pub fn new() -> Policy {
+        Policy {
+            tenant_required: true,
+            max_attempts: 3,
+        }
+    }
+
+    /// Jobs without a tenant run too (jobs that are not tenant work).
+    pub fn tenant_optional(mut self) -> Policy {
+        self.tenant_required = false;
+        self
+    }
+
+    /// How many times a failing handler runs (at least 1) before its job
+    /// is dead-lettered.
+    pub fn max_attempts(mut self, attempts: u32) -> Policy {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Whether a job without a tenant is rejected.
+    pub fn requires_tenant(&self) -> bool {
+        self.tenant_required
+    }
+
+    /// The most times a handler runs for one job.
+    pub fn attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// What becomes of a handler error on `attempt`: `None` to retry,
+    /// or the rejection that dead-letters the job.
+    #[cfg(any(
+        feature = "redis",
+        feature = "lapin",
+        feature = "nats",
+        feature = "apalis"
+    ))]
+    pub(crate) fn after_failure(&self, attempt: u32, error: String) -> Option<Rejection> {
+        (attempt >= self.max_attempts).then_some(Rejection::Exhausted {
+            attempts: attempt,
+            error,
+        })
+    }
+}
+
+/// Checks a job at the boundary: reads its context from `source` and
+/// applies `policy`. The handler runs only with the `Ok` context.
+///
+/// # Errors
+///
+/// The [`Rejection`] to dead-letter the job with: a carrier that does not
+/// parse or names an invalid identity, or no tenant where one is required.
+pub fn admit<S>(source: &S, policy: &Policy) -> Result<Context, Rejection>
+where
+    S: ContextSource + ?Sized,
+    S::Error: Into<Rejection>,
+{
+    let cx = source.to_context().map_err(Into::into)?;
+    if policy.tenant_required && cx.tenant().is_none() {
+        return Err(Rejection::TenantRequired);
+    }
+    Ok(cx)
+}
+
+/// What kind of [`Rejection`] dead-lettered a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// The payload is not a job of the expected shape.
+    Unreadable,
+    /// The carrier does not parse, or names an invalid tenant or user.
+    InvalidCarrier,
+    /// No tenant, and the policy requires one (`"tenant_required"`).
+    #[serde(rename = "tenant_required")]
+    TenantRequired,
+    /// The handler failed on every allowed attempt.
+    Exhausted,
+}
+
+impl RejectionKind {
+    /// The kind's name, as in dead-letter records and headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionKind::Unreadable => "unreadable",
+            RejectionKind::InvalidCarrier => "invalid_carrier",
+            RejectionKind::TenantRequired => "tenant_required",
+            RejectionKind::Exhausted => "exhausted",
+        }
+    }
+
+    #[cfg(any(feature = "lapin", feature = "nats"))]
+    pub(crate) fn parse(s: &str) -> Option<RejectionKind> {
+        [
+            RejectionKind::Unreadable,
+            RejectionKind::InvalidCarrier,
+            RejectionKind::TenantRequired,
+            RejectionKind::Exhausted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for RejectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a job is dead-lettered instead of run (or run again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The payload is not a job of the expected shape.
+    Unreadable {
+        /// What the parser said.
+        reason: String,
+    },
+    /// The carrier does not parse, or names an invalid tenant or user.
+    InvalidCarrier(CarrierError),
+    /// No tenant, and the policy requires one.
+    TenantRequired,
+    /// The handler failed on every allowed attempt.
+    Exhausted {
+        /// How many times it ran.
+        attempts: u32,
+        /// The last error.
+        error: String,
+    },
+}
+
+impl Rejection {
+    /// The kind of rejection.
+    pub fn kind(&self) -> RejectionKind {
+        match self {
+            Rejection::Unreadable { .. } => RejectionKind::Unreadable,
+            Rejection::InvalidCarrier(_) => RejectionKind::InvalidCarrier,
+            Rejection::TenantRequired => RejectionKind::TenantRequired,
+            Rejection::Exhausted { .. } => RejectionKind::Exhausted,
+        }
+    }
+
+    /// The tenant the job claimed when it was readable but invalid
+    /// ([`CarrierError::tenant`]); not validated, for the record only.
+    pub fn claimed_tenant(&self) -> Option<&str> {
+        match self {
+            Rejection::InvalidCarrier(e) => e.tenant(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::Unreadable { reason } => write!(f, "the job is unreadable: {reason}"),
+            Rejection::InvalidCarrier(e) => e.fmt(f),
+            Rejection::TenantRequired => f.write_str(
+                "the job has no tenant and this queue requires one; \
+                 the producer must enqueue it inside a tenant's context",
+            ),
+            Rejection::Exhausted { attempts, error } => {
+                write!(
+                    f,
+                    "the handler failed {attempts} time(s), last with: {error}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+impl From<CarrierError> for Rejection {
+    fn from(e: CarrierError) -> Self {
+        Rejection::InvalidCarrier(e)
+    }
+}
+
+impl From<Infallible> for Rejection {
+    fn from(e: Infallible) -> Self {
+        match e {}
+    }
+}
+
+/// The record of a dead-lettered job: why, for which tenant (when
+/// readable), and the original payload, so it can be inspected and re-driven.
+///
+/// On Redis it is the JSON of a dead-letter list's items; on RabbitMQ and
+/// NATS the original message is kept and these fields ride in its headers.
+///
+/// ```
+/// use context_runtime::jobs::{DeadLetter, Rejection, RejectionKind};
+/// use context_runtime::{Carrier, Context};
+///
+/// let carrier = Carrier::from_json(r#"{"tenantId":"no spaces allowed"}"#)?;
+/// let rejection = Rejection::from(Context::from_carrier(&carrier).unwrap_err());
+/// let letter = DeadLetter::new("invoices", &rejection, br#"{"data":1}"#);
+/// assert_eq!(letter.kind, RejectionKind::InvalidCarrier);
+/// assert_eq!(letter.tenant.as_deref(), Some("no spaces allowed"));
+/// assert_eq!(letter.payload, r#"{"data":1}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// The queue (or subject) the job was consumed from.
+    pub queue: String,
+    /// The kind of rejection.
+    pub kind: RejectionKind,
+    /// The reason, for people.
+    pub reason: String,
+    /// The tenant: the job's valid tenant, or the invalid one it claimed.
+    /// Never run work for it without validating it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The trace id the carrier named, when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// How many times a handler ran for the job (0 when it never ran).
+    #[serde(default)]
+    pub attempts: u32,
+    /// The original payload (bytes that are not UTF-8 are replaced).
+    pub payload: String,
+}
+
+impl DeadLetter {
+    /// The record for a job from `queue` with this `payload`, rejected with
+    /// `rejection`; the tenant is the one the rejection claims.
+    pub fn new(queue: impl Into<String>, rejection: &Rejection, payload: &[u8]) -> DeadLetter {
+        let attempts = match rejection {
+            Rejection::Exhausted { attempts, .. } => *attempts,
+            _ => 0,
+        };
+        DeadLetter {
+            queue: queue.into(),
+            kind: rejection.kind(),
+            reason: rejection.to_string(),
+            tenant: rejection.claimed_tenant().map(str::to_owned),
+            trace_id: None,
+            attempts,
+            payload: String::from_utf8_lossy(payload).into_owned(),
+        }
+    }
+
+    /// With the tenant (the job's valid tenant, for exhausted jobs).
+    pub fn with_tenant(mut self, tenant: Option<String>) -> DeadLetter {
+        if tenant.is_some() {
+            self.tenant = tenant;
+        }
+        self
+    }
+
+    /// With the trace id the carrier named.
+    pub fn with_trace_id(mut self, trace_id: Option<String>) -> DeadLetter {
+        if trace_id.is_some() {
+            self.trace_id = trace_id;
+        }
+        self
+    }
+
+    /// The record of a job whose handler failed on every attempt, with the
+    /// job's (valid) tenant and trace id.
+    #[cfg(any(feature = "redis", feature = "lapin", feature = "nats"))]
+    pub(crate) fn exhausted(
+        queue: &str,
+        rejection: &Rejection,
+        payload: &[u8],
+        cx: &Context,
+    ) -> DeadLetter {
+        DeadLetter::new(queue, rejection, payload)
+            .with_tenant(cx.tenant().map(|t| t.as_str().to_owned()))
+            .with_trace_id(Some(cx.trace_id().to_string()))
+    }
+
+    /// The record as JSON text.
+    pub fn to_json(&self) -> String {
+        // Strings and numbers only: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What became of one delivered job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome<R> {
+    /// The handler succeeded; the job is acknowledged.
+    Completed(R),
+    /// The handler failed and the job will be delivered again, with its
+    /// original carrier.
+    Retried {
+        /// The attempt that failed.
+        attempt: u32,
+        /// What the handler returned.
+        error: String,
+    },
+    /// The job went to the dead-letter destination.
+    DeadLettered(DeadLetter),
+}
+
+impl<R> Outcome<R> {
+    /// Whether the job is finished (completed or dead-lettered).
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Outcome::Retried { .. })
+    }
+}
+
+/// Runs `handler` inside `cx`, turning its error into text.
+#[cfg(any(feature = "redis", feature = "lapin", feature = "nats"))]
+pub(crate) async fn run_in<F, R, E>(cx: &Context, handler: F) -> Result<R, String>
+where
+    F: std::future::Future<Output = Result<R, E>>,
+    E: fmt::Display,
+{
+    cx.scope(handler).await.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tenant::TenantId;
+
+    #[test]
+    fn jobs_keep_the_carrier_as_written_and_check_it_when_read() {
+        let cx = Context::root().with_tenant(TenantId::new("t1").expect("valid"));
+        let wire = serde_json::to_string(&Job::new(&cx, 1)).expect("serialize");
+        let job: Job<u32> = serde_json::from_str(&wire).expect("parse");
+        assert_eq!(serde_json::to_string(&job).expect("serialize"), wire);
+        let read = admit(&job, &Policy::new()).expect("admitted");
+        assert_eq!(read.trace_id(), cx.trace_id());
+
+        let broken: Job<u32> =
+            serde_json::from_str(r#"{"ctx":"garbage","data":1}"#).expect("still parses");
+        let rejection = admit(&broken, &Policy::new()).expect_err("rejected");
+        assert_eq!(rejection.kind(), RejectionKind::InvalidCarrier);
+
+        let bad_tenant: Job<u32> =
+            serde_json::from_str(r#"{"ctx":{"tenantId":"a b"},"data":1}"#).expect("parses");
+        let rejection = admit(&bad_tenant, &Policy::new()).expect_err("rejected");
+        assert_eq!(rejection.claimed_tenant(), Some("a b"));
+
+        let orphan: Job<u32> = serde_json::from_str(r#"{"data":1}"#).expect("parses");
+        assert_eq!(
+            admit(&orphan, &Policy::new()).map(|_| ()),
+            Err(Rejection::TenantRequired)
+        );
+        assert!(admit(&orphan, &Policy::new().tenant_optional()).is_ok());
+    }
+
+    #[test]
+    fn a_failing_handler_is_retried_until_the_last_attempt() {
+        let policy = Policy::new().max_attempts(2);
+        assert_eq!(policy.after_failure(1, "boom".into()), None);
+        let rejection = policy.after_failure(2, "boom".into()).expect("exhausted");
+        let letter = DeadLetter::new("q", &rejection, b"{}");
+        assert_eq!(
+            (letter.kind, letter.attempts),
+            (RejectionKind::Exhausted, 2)
+        );
+        let back: DeadLetter = serde_json::from_str(&letter.to_json()).expect("parse");
+        assert_eq!(back, letter);
+    }
+}
