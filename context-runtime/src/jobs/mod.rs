@@ -63,6 +63,9 @@ use crate::model::context::Context;
 use crate::propagate::source::ContextSource;
 use crate::wire::carrier::{Carrier, CarrierError};
 
+#[cfg(any(feature = "redis", feature = "lapin", feature = "nats"))]
+mod run;
+
 /// A job payload with the producer's context: `{"ctx": <carrier>, "data": <T>}`.
 ///
 /// [`Job::current`] captures the current context once, when the job is made.
@@ -520,15 +523,8 @@ impl<R> Outcome<R> {
     }
 }
 
-/// Runs `handler` inside `cx`, turning its error into text.
 #[cfg(any(feature = "redis", feature = "lapin", feature = "nats"))]
-pub(crate) async fn run_in<F, R, E>(cx: &Context, handler: F) -> Result<R, String>
-where
-    F: std::future::Future<Output = Result<R, E>>,
-    E: fmt::Display,
-{
-    cx.scope(handler).await.map_err(|e| e.to_string())
-}
+pub(crate) use run::run_in;
 
 #[cfg(test)]
 mod tests {
