@@ -103,6 +103,26 @@ pub fn scope<F: Future>(cx: Context, future: F) -> Scoped<F> {
     crate::scope::scope(Some(cx), future)
 }
 
+/// Marks the start of a body one of the attribute macros checked; a no-op.
+/// The other macro finds it to put its tenant check inside the scope.
+#[inline(always)]
+pub fn checked_body() {}
+
+/// The type-based guard check: the future of an annotated body must be
+/// `Send`. A guard that keeps something current on its thread
+/// (`tracing::span::EnteredSpan`, OpenTelemetry's `ContextGuard`) is `!Send`;
+/// held across an `.await`, it fails this bound, and rustc names the line
+/// of the guard and of the `.await`. The comment on the bound is what rustc
+/// shows the user.
+#[inline(always)]
+pub fn body_must_be_send<F>(future: F) -> F
+where
+    F: Future
+        + Send, // help: hold no guard across `.await`: run it in `cx.scope(fut)`, `fut.instrument(span)` or `fut.in_context(cx)`; for a `!Send` handler on purpose, add `local` to the attribute
+{
+    future
+}
+
 /// `Ok` when the current context has a tenant.
 #[inline]
 pub fn require_tenant() -> Result<(), TenantRequired> {
