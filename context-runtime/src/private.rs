@@ -112,13 +112,13 @@ pub fn checked_body() {}
 /// `Send`. A guard that keeps something current on its thread
 /// (`tracing::span::EnteredSpan`, OpenTelemetry's `ContextGuard`) is `!Send`;
 /// held across an `.await`, it fails this bound, and rustc names the line
-/// of the guard and of the `.await`. The comment on the bound is what rustc
-/// shows the user.
+/// of the guard and of the `.await`. The comments on the two lines below are
+/// what rustc shows the user (keep them short: rustc cuts long lines).
 #[inline(always)]
-pub fn body_must_be_send<F>(future: F) -> F
+#[rustfmt::skip]
+pub fn body_must_be_send<F>(future: F) -> F // `!Send` on purpose? add `local` to the attribute
 where
-    F: Future
-        + Send, // help: hold no guard across `.await`: run it in `cx.scope(fut)`, `fut.instrument(span)` or `fut.in_context(cx)`; for a `!Send` handler on purpose, add `local` to the attribute
+    F: Future + Send, // help: no guard across `.await`: `cx.scope(fut)`, `fut.instrument(span)`, `fut.in_context(cx)`
 {
     future
 }
