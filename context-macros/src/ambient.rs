@@ -153,7 +153,10 @@ impl<'ast> Visit<'ast> for Ambient<'_> {
     fn visit_expr_if(&mut self, expr: &'ast syn::ExprIf) {
         if let Expr::Let(condition) = &*expr.cond {
             let awaits = block_awaits(&expr.then_branch)
-                || expr.else_branch.as_ref().is_some_and(|(_, e)| expr_awaits(e));
+                || expr
+                    .else_branch
+                    .as_ref()
+                    .is_some_and(|(_, e)| expr_awaits(e));
             self.scrutinee(&condition.expr, awaits);
         }
         visit::visit_expr_if(self, expr);
@@ -284,10 +287,7 @@ fn guard_call(expr: &Expr) -> Option<GuardCall<'_>> {
 
 fn is_guard_name(ident: &Ident) -> bool {
     let name = ident.to_string();
-    GUARD_NAMES.contains(&name.as_str())
-        || name
-            .split('_')
-            .any(|word| GUARD_WORDS.contains(&word))
+    GUARD_NAMES.contains(&name.as_str()) || name.split('_').any(|word| GUARD_WORDS.contains(&word))
 }
 
 /// The names a pattern binds (a `let`, or a function argument).
@@ -439,7 +439,10 @@ mod tests {
             assert_eq!(errors(body).len(), 1, "{body}");
         }
         let message = &errors("{ let _g = tracing::subscriber::set_default(s); w().await; }")[0];
-        assert!(message.contains("`subscriber::set_default(…)`"), "{message}");
+        assert!(
+            message.contains("`subscriber::set_default(…)`"),
+            "{message}"
+        );
         assert!(message.contains("with_default"), "{message}");
     }
 

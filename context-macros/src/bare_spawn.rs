@@ -20,8 +20,14 @@ const BARE_SPAWNS: [(&[&str], &str); 6] = [
         &["tokio", "task", "spawn_blocking"],
         "context_runtime::spawn_blocking",
     ),
-    (&["task", "spawn_blocking"], "context_runtime::spawn_blocking"),
-    (&["std", "thread", "spawn"], "context_runtime::thread::spawn"),
+    (
+        &["task", "spawn_blocking"],
+        "context_runtime::spawn_blocking",
+    ),
+    (
+        &["std", "thread", "spawn"],
+        "context_runtime::thread::spawn",
+    ),
 ];
 
 /// Reports every bare spawn in `body`.
@@ -65,8 +71,7 @@ impl<'ast> Visit<'ast> for BareSpawns<'_> {
 
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
         use syn::punctuated::Punctuated;
-        if let Ok(exprs) =
-            mac.parse_body_with(Punctuated::<Expr, syn::Token![,]>::parse_terminated)
+        if let Ok(exprs) = mac.parse_body_with(Punctuated::<Expr, syn::Token![,]>::parse_terminated)
         {
             for expr in &exprs {
                 self.visit_expr(expr);
@@ -94,8 +99,14 @@ mod tests {
         for (call, instead) in [
             ("tokio::spawn(f)", "`context_runtime::spawn`"),
             ("::tokio::task::spawn(f)", "`context_runtime::spawn`"),
-            ("tokio::task::spawn_blocking(f)", "`context_runtime::spawn_blocking`"),
-            ("task::spawn_blocking(f)", "`context_runtime::spawn_blocking`"),
+            (
+                "tokio::task::spawn_blocking(f)",
+                "`context_runtime::spawn_blocking`",
+            ),
+            (
+                "task::spawn_blocking(f)",
+                "`context_runtime::spawn_blocking`",
+            ),
             ("std::thread::spawn(f)", "`context_runtime::thread::spawn`"),
         ] {
             let found = errors(&format!("{{ let h = {call}; }}"));

@@ -55,10 +55,7 @@ pub(crate) fn send_checked(
     if options.local {
         return future;
     }
-    let check = respan::located_at(
-        quote!(#private::body_must_be_send(__context_body)),
-        at,
-    );
+    let check = respan::located_at(quote!(#private::body_must_be_send(__context_body)), at);
     quote! {{
         let __context_body = #future;
         #check

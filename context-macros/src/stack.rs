@@ -61,7 +61,7 @@ pub(crate) fn already_checked(block: &Block) -> bool {
 /// Whether a marker is anywhere in `block`.
 pub(crate) fn contains_marker(block: &Block) -> bool {
     let mut copy = block.clone();
-    let probe: Stmt = syn::parse_quote!(();); 
+    let probe: Stmt = syn::parse_quote!((););
     insert_after_marker(&mut copy, &probe)
 }
 
@@ -160,11 +160,19 @@ mod tests {
         let text = quote::ToTokens::to_token_stream(&block).to_string();
         let marker = text.find("checked_body").unwrap();
         let inserted = text.find("tenant_check").unwrap();
-        assert!(marker < inserted && inserted < text.find("; body ()").unwrap(), "{text}");
+        assert!(
+            marker < inserted && inserted < text.find("; body ()").unwrap(),
+            "{text}"
+        );
 
-        let mut plain: Block = syn::parse_quote!({ body(); });
+        let mut plain: Block = syn::parse_quote!({
+            body();
+        });
         assert!(!insert_after_marker(&mut plain, &check));
-        let checked: Block = syn::parse_quote!({ my::__private::checked_body(); body(); });
+        let checked: Block = syn::parse_quote!({
+            my::__private::checked_body();
+            body();
+        });
         assert!(already_checked(&checked));
     }
 

@@ -166,17 +166,25 @@ impl<T: TraceField> TraceField for Option<T> {
     note = "use `TenantId`, `Option<TenantId>`, `String`, `Option<String>`, or `uuid::Uuid` (feature `uuid`)"
 )]
 pub trait TenantField {
+    /// Why reading can fail: [`Infallible`] for a [`TenantId`], which was
+    /// validated when the payload was built or deserialized.
+    type Error: std::error::Error + Send + Sync + 'static;
+
     /// The tenant, `None` when absent, an error when invalid.
-    fn read_tenant(&self) -> Result<Option<TenantId>, CarrierError>;
+    fn read_tenant(&self) -> Result<Option<TenantId>, Self::Error>;
 }
 
 impl TenantField for TenantId {
-    fn read_tenant(&self) -> Result<Option<TenantId>, CarrierError> {
+    type Error = Infallible;
+
+    fn read_tenant(&self) -> Result<Option<TenantId>, Infallible> {
         Ok(Some(self.clone()))
     }
 }
 
 impl TenantField for String {
+    type Error = CarrierError;
+
     fn read_tenant(&self) -> Result<Option<TenantId>, CarrierError> {
         TenantId::new(self)
             .map(Some)
@@ -189,17 +197,29 @@ impl TenantField for String {
 
 #[cfg(feature = "uuid")]
 impl TenantField for uuid::Uuid {
+    type Error = CarrierError;
+
     fn read_tenant(&self) -> Result<Option<TenantId>, CarrierError> {
         self.to_string().read_tenant()
     }
 }
 
 impl<T: TenantField> TenantField for Option<T> {
-    fn read_tenant(&self) -> Result<Option<TenantId>, CarrierError> {
+    type Error = T::Error;
+
+    fn read_tenant(&self) -> Result<Option<TenantId>, T::Error> {
         match self {
             Some(t) => t.read_tenant(),
             None => Ok(None),
         }
+    }
+}
+
+/// A tenant field that cannot fail, read into a payload whose error is a
+/// [`CarrierError`] (a `TenantId` under a type alias).
+impl From<Infallible> for CarrierError {
+    fn from(never: Infallible) -> Self {
+        match never {}
     }
 }
 

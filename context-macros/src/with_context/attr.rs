@@ -11,8 +11,7 @@ use crate::crate_path;
 use crate::ctxt::Ctxt;
 use crate::option_slot::OptionSlot;
 
-pub(super) const VALID: &str =
-    "`from`, `fresh`, `source`, `local`, `allow_bare_spawn` or `crate`";
+pub(super) const VALID: &str = "`from`, `fresh`, `source`, `local`, `allow_bare_spawn` or `crate`";
 
 /// The options as written, each at most once.
 pub(super) struct Options {
@@ -65,10 +64,22 @@ impl Options {
                     .parse()
                     .and_then(|lit| crate_path::parse(&lit))
                     .and_then(|path| options.krate.set(path, span)),
-                "fresh" => flag(&meta, &mut options.fresh, "write `fresh` alone, and `source = \"…\"` to name where the work comes from")
-                    .inspect(|()| options.origins.push(("fresh", span))),
-                "local" => flag(&meta, &mut options.local, "write `local` alone: the body's future may then be `!Send`"),
-                "allow_bare_spawn" => flag(&meta, &mut options.allow_bare_spawn, "write `allow_bare_spawn` alone"),
+                "fresh" => flag(
+                    &meta,
+                    &mut options.fresh,
+                    "write `fresh` alone, and `source = \"…\"` to name where the work comes from",
+                )
+                .inspect(|()| options.origins.push(("fresh", span))),
+                "local" => flag(
+                    &meta,
+                    &mut options.local,
+                    "write `local` alone: the body's future may then be `!Send`",
+                ),
+                "allow_bare_spawn" => flag(
+                    &meta,
+                    &mut options.allow_bare_spawn,
+                    "write `allow_bare_spawn` alone",
+                ),
                 _ => {
                     let error = crate::diagnostic::error_on(
                         &meta.path,

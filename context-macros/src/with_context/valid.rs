@@ -63,10 +63,10 @@ pub(super) fn check(options: Options, sig: &Signature, cx: &Ctxt) -> Option<Args
         );
     }
 
-    let from = options
-        .from
-        .get()
-        .and_then(|lit| cx.record(from_expr::parse(lit, sig)).map(|expr| (expr, lit.clone())));
+    let from = options.from.get().and_then(|lit| {
+        cx.record(from_expr::parse(lit, sig))
+            .map(|expr| (expr, lit.clone()))
+    });
 
     if cx.error_count() > before || options.malformed {
         return None;
@@ -115,7 +115,9 @@ mod tests {
         let found = errors(r#"from = "job", tenant = "t", from = "job", fresh"#);
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found[0].starts_with("unknown option `tenant`"), "{found:?}");
-        assert!(found[0].contains("`from`, `fresh`, `source`, `local`, `allow_bare_spawn` or `crate`"));
+        assert!(
+            found[0].contains("`from`, `fresh`, `source`, `local`, `allow_bare_spawn` or `crate`")
+        );
         assert!(
             found[1].starts_with("`from` is given more than once"),
             "{found:?}"
