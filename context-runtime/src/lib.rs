@@ -76,6 +76,8 @@
 //!   contexts can be read from OpenTelemetry's ([`opentelemetry`]).
 //! - `opentelemetry_sdk`: an SDK id generator that starts root spans in the
 //!   scope's trace.
+//! - `testing`: [`testing`]: a cross-talk test kit to point at your own
+//!   handlers, and helpers to build contexts in tests.
 //!
 //! Without a feature: [`fanout`], scheduled work over many tenants, each in
 //! its own child scope.
@@ -114,6 +116,9 @@ pub mod http;
 
 #[cfg(any(feature = "axum", feature = "tower"))]
 pub mod axum;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[doc(hidden)]
 #[path = "private.rs"]
