@@ -21,9 +21,18 @@ async fn cleanup() -> Result<bool, TenantRequired> {
         .unwrap())
 }
 
+#[requires_tenant]
+#[with_context(from = "cx", allow_bare_spawn)]
+async fn stacked(cx: Context) -> Result<bool, TenantRequired> {
+    Ok(tokio::task::spawn_blocking(|| context_runtime::current().is_some())
+        .await
+        .unwrap())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cx = Context::root().with_tenant(TenantId::new("t1").unwrap());
     assert_eq!(detached(cx.clone()).await, (false, true));
     assert_eq!(cx.scope(cleanup()).await, Ok(false));
+    assert_eq!(stacked(cx).await, Ok(false));
 }

@@ -27,6 +27,16 @@ async fn billed(shared: Rc<u32>) -> Result<u32, TenantRequired> {
     Ok(*local)
 }
 
+// Stacked: the first attribute checks the body, and reads `local` from a
+// later `#[with_context]`.
+#[requires_tenant]
+#[with_context(from = "cx", local)]
+async fn stacked(cx: Context, shared: Rc<u32>) -> Result<u32, TenantRequired> {
+    let local = Rc::clone(&shared);
+    tokio::task::yield_now().await;
+    Ok(*local)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cx = Context::root().with_tenant(TenantId::new("t1").unwrap());
@@ -43,4 +53,13 @@ async fn main() {
     assert_eq!(n, 2);
     assert_eq!(text, "item t1");
     assert_eq!(billed, Ok(3));
+    let stacked = local
+        .run_until(async {
+            (
+                stacked(cx.clone(), Rc::new(4)).await,
+                stacked(Context::root(), Rc::new(5)).await,
+            )
+        })
+        .await;
+    assert_eq!(stacked, (Ok(4), Err(TenantRequired)));
 }
