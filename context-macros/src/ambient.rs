@@ -10,9 +10,12 @@
 //!   `tracing::subscriber::set_default`) alive at a later `.await`: bound with
 //!   `let` (also inside `Some(…)`, a tuple, a struct or an array), assigned to
 //!   a declared variable, or kept by a `match` / `if let` / `while let`
-//!   scrutinee, whether called as a method (`span.enter()`), as a path
-//!   (`Span::enter(&span)`), or through a helper whose name says so
-//!   (`enter_for_job(&span)`).
+//!   scrutinee, or made as a temporary of a statement that awaits
+//!   (`work(&span.enter()).await`), whether called as a method
+//!   (`span.enter()`), as a path (`Span::enter(&span)`), or through a helper
+//!   whose name says so (`enter_for_job(&span)`);
+//! - a guard passed to `mem::forget` or `ManuallyDrop::new`, which is never
+//!   dropped.
 //!
 //! The walk descends into closures and async blocks, not into nested items,
 //! which are not part of the annotated body.
@@ -79,8 +82,22 @@ impl Ambient<'_> {
         }
     }
 
-    /// Guards bound by a statement of `stmts` and still alive at a later `.await`.
+    /// Guards bound by a statement of `stmts` and still alive at a later
+    /// `.await`, and guards made as temporaries of a statement that awaits
+    /// (`work(&span.enter()).await`: the temporary lives to the `;`).
     fn guards(&self, stmts: &[Stmt]) {
+        for stmt in stmts {
+            let expr = match stmt {
+                Stmt::Expr(expr, _) => Some(expr),
+                Stmt::Local(local) => local.init.as_ref().map(|init| &*init.expr),
+                _ => None,
+            };
+            if let Some(guard) = expr.and_then(temporary_guard) {
+                if awaits(stmt) {
+                    self.held_across_await(&guard);
+                }
+            }
+        }
         for (index, stmt) in stmts.iter().enumerate() {
             let (guard, names) = match stmt {
                 Stmt::Local(local) => {
@@ -182,6 +199,18 @@ impl<'ast> Visit<'ast> for Ambient<'_> {
                 if last.ident == "enter_with" {
                     self.enter_with(&last.ident);
                 }
+                if last.ident == "forget" || last.ident == "ManuallyDrop" {
+                    if let Some(guard) = call.args.iter().find_map(any_guard) {
+                        self.cx.error_on(
+                            guard.ident,
+                            &format!(
+                                "a guard from `{}` that is never dropped keeps this context current on the thread for good",
+                                guard.shown
+                            ),
+                            "let the guard drop, or better run the work in `cx.scope(fut)` / `span.in_scope(|| …)`",
+                        );
+                    }
+                }
             }
         }
         visit::visit_expr_call(self, call);
@@ -232,6 +261,34 @@ fn kept_guard(value: &Expr) -> Option<GuardCall<'_>> {
                 None
             }
         }
+        _ => None,
+    }
+}
+
+/// A guard call among the temporaries of `expr` (which live until the end
+/// of its statement): not inside blocks, branches, loops, closures or async
+/// blocks, whose own scopes drop them earlier.
+fn temporary_guard(expr: &Expr) -> Option<GuardCall<'_>> {
+    if let Some(guard) = guard_call(expr) {
+        return Some(guard);
+    }
+    match expr {
+        Expr::MethodCall(call) => {
+            temporary_guard(&call.receiver).or_else(|| call.args.iter().find_map(temporary_guard))
+        }
+        Expr::Call(call) => call.args.iter().find_map(temporary_guard),
+        Expr::Await(inner) => temporary_guard(&inner.base),
+        Expr::Try(inner) => temporary_guard(&inner.expr),
+        Expr::Reference(inner) => temporary_guard(&inner.expr),
+        Expr::Paren(inner) => temporary_guard(&inner.expr),
+        Expr::Group(inner) => temporary_guard(&inner.expr),
+        Expr::Field(inner) => temporary_guard(&inner.base),
+        Expr::Unary(inner) => temporary_guard(&inner.expr),
+        Expr::Cast(inner) => temporary_guard(&inner.expr),
+        Expr::Tuple(tuple) => tuple.elems.iter().find_map(temporary_guard),
+        Expr::Array(array) => array.elems.iter().find_map(temporary_guard),
+        Expr::Struct(strukt) => strukt.fields.iter().find_map(|f| temporary_guard(&f.expr)),
+        Expr::Assign(assign) => temporary_guard(&assign.right),
         _ => None,
     }
 }
@@ -444,6 +501,15 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("with_default"), "{message}");
+    }
+
+    #[test]
+    fn a_guard_made_in_a_statement_that_awaits_is_rejected() {
+        assert_eq!(errors("{ work(&span.enter()).await; }").len(), 1);
+        assert_eq!(errors("{ let n = hold(span.entered()).await?; }").len(), 1);
+        assert_eq!(errors("{ std::mem::forget(span.enter()); }").len(), 1);
+        assert!(errors("{ if c { let _ = span.enter(); } else { work().await; } }").is_empty());
+        assert!(errors("{ work(span.in_scope(|| 1)).await; }").is_empty());
     }
 
     #[test]
