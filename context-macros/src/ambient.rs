@@ -47,8 +47,8 @@ struct Ambient<'c> {
 }
 
 /// A call that returns a guard: the name to point at and how to show it.
-struct GuardCall<'a> {
-    ident: &'a Ident,
+struct GuardCall {
+    ident: Ident,
     shown: String,
 }
 
@@ -61,7 +61,7 @@ impl Ambient<'_> {
         );
     }
 
-    fn held_across_await(&self, guard: &GuardCall<'_>) {
+    fn held_across_await(&self, guard: &GuardCall) {
         let GuardCall { ident, shown } = guard;
         if *ident == "set_default" {
             self.cx.error_on(
@@ -124,6 +124,11 @@ impl Ambient<'_> {
                     };
                     (guard, names)
                 }
+                // `guards.push(span.enter());`: moved somewhere that keeps it.
+                Stmt::Expr(expr, _) => match moved_guard(expr) {
+                    Some(guard) => (guard, Vec::new()),
+                    None => continue,
+                },
                 _ => continue,
             };
             for later in &stmts[index + 1..] {
@@ -202,7 +207,7 @@ impl<'ast> Visit<'ast> for Ambient<'_> {
                 if last.ident == "forget" || last.ident == "ManuallyDrop" {
                     if let Some(guard) = call.args.iter().find_map(any_guard) {
                         self.cx.error_on(
-                            guard.ident,
+                            &guard.ident,
                             &format!(
                                 "a guard from `{}` that is never dropped keeps this context current on the thread for good",
                                 guard.shown
@@ -229,7 +234,7 @@ impl<'ast> Visit<'ast> for Ambient<'_> {
 
 /// The guard call whose result `value` keeps: the value itself, or the value
 /// wrapped in `Some(…)`, a tuple, a struct, an array, a reference or a block.
-fn kept_guard(value: &Expr) -> Option<GuardCall<'_>> {
+fn kept_guard(value: &Expr) -> Option<GuardCall> {
     if let Some(guard) = guard_call(value) {
         return Some(guard);
     }
@@ -244,6 +249,13 @@ fn kept_guard(value: &Expr) -> Option<GuardCall<'_>> {
             Some(Stmt::Expr(tail, None)) => kept_guard(tail),
             _ => None,
         },
+        // `vec![span.enter()]`
+        Expr::Macro(mac) => mac
+            .mac
+            .parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
+            .ok()?
+            .iter()
+            .find_map(kept_guard),
         // A tuple struct or variant: `Some(guard)`, `Held(guard)`.
         Expr::Call(call) => {
             let constructor = match &*call.func {
@@ -265,10 +277,32 @@ fn kept_guard(value: &Expr) -> Option<GuardCall<'_>> {
     }
 }
 
+/// A guard passed by value to a call or method (`guards.push(span.enter())`,
+/// `slot.replace(span.enter())`), which may keep it; not `drop(…)`.
+fn moved_guard(expr: &Expr) -> Option<GuardCall> {
+    let args = match expr {
+        Expr::MethodCall(call) => &call.args,
+        Expr::Call(call) => match &*call.func {
+            Expr::Path(path)
+                if path
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "drop" || s.ident == "forget") =>
+            {
+                return None
+            }
+            _ => &call.args,
+        },
+        _ => return None,
+    };
+    args.iter().find_map(kept_guard)
+}
+
 /// A guard call among the temporaries of `expr` (which live until the end
 /// of its statement): not inside blocks, branches, loops, closures or async
 /// blocks, whose own scopes drop them earlier.
-fn temporary_guard(expr: &Expr) -> Option<GuardCall<'_>> {
+fn temporary_guard(expr: &Expr) -> Option<GuardCall> {
     if let Some(guard) = guard_call(expr) {
         return Some(guard);
     }
@@ -294,9 +328,9 @@ fn temporary_guard(expr: &Expr) -> Option<GuardCall<'_>> {
 }
 
 /// Any guard call in `expr`, outside closures and async blocks.
-fn any_guard(expr: &Expr) -> Option<GuardCall<'_>> {
-    struct Find<'a>(Option<GuardCall<'a>>);
-    impl<'a> Visit<'a> for Find<'a> {
+fn any_guard(expr: &Expr) -> Option<GuardCall> {
+    struct Find(Option<GuardCall>);
+    impl<'a> Visit<'a> for Find {
         fn visit_expr(&mut self, expr: &'a Expr) {
             if self.0.is_none() {
                 self.0 = guard_call(expr);
@@ -314,10 +348,10 @@ fn any_guard(expr: &Expr) -> Option<GuardCall<'_>> {
 
 /// `span.enter()`, `Span::enter(&span)`, `set_default(&dispatch)`,
 /// `enter_for_job(&span)`…
-fn guard_call(expr: &Expr) -> Option<GuardCall<'_>> {
+fn guard_call(expr: &Expr) -> Option<GuardCall> {
     match expr {
         Expr::MethodCall(call) if is_guard_name(&call.method) => Some(GuardCall {
-            ident: &call.method,
+            ident: call.method.clone(),
             shown: format!(".{}()", call.method),
         }),
         Expr::Call(call) => {
@@ -334,7 +368,7 @@ fn guard_call(expr: &Expr) -> Option<GuardCall<'_>> {
                 n => format!("{}::{}(…)", segments[n - 2].ident, last.ident),
             };
             Some(GuardCall {
-                ident: &last.ident,
+                ident: last.ident.clone(),
                 shown,
             })
         }
@@ -510,6 +544,24 @@ mod tests {
         assert_eq!(errors("{ std::mem::forget(span.enter()); }").len(), 1);
         assert!(errors("{ if c { let _ = span.enter(); } else { work().await; } }").is_empty());
         assert!(errors("{ work(span.in_scope(|| 1)).await; }").is_empty());
+    }
+
+    #[test]
+    fn a_guard_moved_into_something_that_keeps_it_is_rejected() {
+        assert_eq!(
+            errors("{ let g = vec![span.enter()]; work().await; }").len(),
+            1
+        );
+        assert_eq!(
+            errors("{ guards.push(span.enter()); work().await; }").len(),
+            1
+        );
+        assert_eq!(
+            errors("{ slot.replace(Some(cx.attach())); work().await; }").len(),
+            1
+        );
+        assert!(errors("{ drop(span.enter()); work().await; }").is_empty());
+        assert!(errors("{ guards.push(span.enter()); sync(); }").is_empty());
     }
 
     #[test]
