@@ -8,8 +8,9 @@
 //!   of one future;
 //! - guards that are `Send` (`tracing::span::Entered`, the `DefaultGuard` of
 //!   `tracing::subscriber::set_default`) alive at a later `.await`: bound with
-//!   `let` (also inside `Some(…)`, a tuple, a struct or an array), assigned to
-//!   a declared variable, or kept by a `match` / `if let` / `while let`
+//!   `let` (also inside `Some(…)`, a tuple, a struct, an array or `vec![…]`),
+//!   assigned to a declared variable, moved into something that keeps it
+//!   (`guards.push(span.enter())`), kept by a `match` / `if let` / `while let`
 //!   scrutinee, or made as a temporary of a statement that awaits
 //!   (`work(&span.enter()).await`), whether called as a method
 //!   (`span.enter()`), as a path (`Span::enter(&span)`), or through a helper
