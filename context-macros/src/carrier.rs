@@ -8,6 +8,8 @@
 use proc_macro2::TokenStream;
 use syn::DeriveInput;
 
+use crate::ctxt::Ctxt;
+
 mod ast;
 mod expand;
 mod valid;
@@ -19,13 +21,18 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         Ok(input) => input,
         Err(error) => return error.to_compile_error(),
     };
-    match ast::Input::from_syn(&input).and_then(|(model, errors)| {
-        valid::check(&model, errors)?;
-        Ok(expand::source_impl(&model))
-    }) {
-        Ok(expanded) => expanded,
-        Err(error) => {
-            let mut tokens = error.to_compile_error();
+    let cx = Ctxt::new();
+    let model = ast::Input::from_syn(&input, &cx);
+    if let Some(model) = &model {
+        valid::check(model, &cx);
+    }
+    match (cx.check(), model) {
+        (Ok(()), Some(model)) => expand::source_impl(&model),
+        (result, _) => {
+            let mut tokens = result
+                .err()
+                .map(|e| e.to_compile_error())
+                .unwrap_or_default();
             tokens.extend(expand::fallback(&input));
             tokens
         }

@@ -10,13 +10,17 @@
 use proc_macro::TokenStream;
 
 mod ambient;
+mod bare_spawn;
+mod body;
 mod carrier;
 mod crate_path;
+mod ctxt;
 mod diagnostic;
 mod option_slot;
 mod requires_tenant;
 mod respan;
 mod return_type;
+mod stack;
 mod with_context;
 
 /// See `context_runtime::with_context`.

@@ -4,22 +4,28 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
 use syn::parse::Parser;
-use syn::{Attribute, ItemFn, ReturnType};
-
 use syn::spanned::Spanned;
+use syn::{ItemFn, ReturnType, Stmt};
 
+use crate::body::BodyOptions;
+use crate::ctxt::Ctxt;
 use crate::option_slot::OptionSlot;
-use crate::{ambient, crate_path, diagnostic, respan, return_type};
+use crate::{body, crate_path, diagnostic, respan, return_type, stack};
 
 /// The checked options of one `#[requires_tenant]`.
 pub(crate) struct TenantCheck {
     krate: Option<syn::Path>,
+    body: BodyOptions,
     /// The error type `E` of `Result<_, E>`, where a missing
     /// `From<TenantRequired>` is reported.
     error_span: Span,
 }
 
 /// Parses, validates and expands `#[requires_tenant(args)] item`.
+///
+/// The check is always added: after the marker of a `#[with_context]` that
+/// expanded first (inside its scope), else first in the body, which a later
+/// `#[with_context]` wraps whole in its scope (see `stack.rs`).
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut item: ItemFn = syn::parse2(item).map_err(|_| {
         diagnostic::error_at(
@@ -28,69 +34,119 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             "put it on the function whose body needs a tenant",
         )
     })?;
-    let check = parse(args, &item)?;
-    if already_scoped(&item.block) {
-        return Ok(item.into_token_stream());
-    }
-
-    // A later `#[with_context]` reads the context, wraps this body (the check
-    // included) in its scope, and checks the body for ambient sets itself.
-    let later_scope = item.attrs.iter().any(|attr| is_attr(attr, "with_context"));
-    let ambient = if later_scope {
-        None
-    } else {
-        ambient::check(&item.block).err()
+    let cx = Ctxt::new();
+    let check = parse(args, &item, &cx);
+    let statement = match &check {
+        Some(check) => Some(syn::parse2::<Stmt>(check.statement())?),
+        None => None,
     };
 
-    item.block
-        .stmts
-        .insert(0, syn::parse2(check.statement(None))?);
-    let mut expanded = item.into_token_stream();
-    if let Some(ambient) = ambient {
-        expanded.extend(ambient.to_compile_error());
+    let scoped = match &statement {
+        Some(statement) => stack::insert_after_marker(&mut item.block, statement),
+        None => stack::contains_marker(&item.block),
+    };
+    if scoped {
+        // A `#[with_context]` expanded first: it checked the body, and the
+        // tenant check now sits first inside its scope.
+        let mut tokens = item.into_token_stream();
+        if let Err(errors) = cx.check() {
+            tokens.extend(errors.to_compile_error());
+        }
+        return Ok(tokens);
     }
-    Ok(expanded)
+
+    let mut options = check.as_ref().map(|c| c.body).unwrap_or_default();
+    options.merge_flags(&stack::later_flags(&item.attrs, "with_context"));
+    let clean = body::check(&item.block, options, &cx);
+    let errors = cx.check().err();
+    let mut tokens = match (check, statement) {
+        (Some(check), Some(statement)) => {
+            let private = crate_path::private(check.krate.as_ref());
+            let marker = stack::marker(&private);
+            let block = &item.block;
+            let body = match item.sig.asyncness {
+                Some(asyncness) if clean => {
+                    let fake_return = return_type::fake_return_edge(&item.sig.output, block);
+                    let future = body::send_checked(
+                        &private,
+                        quote!(async move { #fake_return #block }),
+                        asyncness.span,
+                        options,
+                    );
+                    quote!(#future.await)
+                }
+                _ => quote!(#block),
+            };
+            item.block = syn::parse2(quote!({
+                #marker
+                #statement
+                #body
+            }))?;
+            item.into_token_stream()
+        }
+        _ => stack::marked(item, None),
+    };
+    if let Some(errors) = errors {
+        tokens.extend(errors.to_compile_error());
+    }
+    Ok(tokens)
 }
 
 /// Parses the options and checks the function returns a `Result`.
-fn parse(args: TokenStream, item: &ItemFn) -> syn::Result<TenantCheck> {
-    let mut errors = Vec::new();
+fn parse(args: TokenStream, item: &ItemFn, cx: &Ctxt) -> Option<TenantCheck> {
+    let before = cx.error_count();
     let mut krate = OptionSlot::new("crate");
+    let mut local = OptionSlot::new("local");
+    let mut allow_bare_spawn = OptionSlot::new("allow_bare_spawn");
     let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("crate") {
-            let span = meta.path.span();
+        let span = meta.path.span();
+        let result = if meta.path.is_ident("crate") {
             let lit = meta.value()?.parse()?;
-            if let Err(error) = crate_path::parse(&lit).and_then(|path| krate.set(path, span)) {
-                errors.push(error);
-            }
-            Ok(())
+            crate_path::parse(&lit).and_then(|path| krate.set(path, span))
+        } else if meta.path.is_ident("local") && bare(&meta) {
+            local.set((), span)
+        } else if meta.path.is_ident("allow_bare_spawn") && bare(&meta) {
+            allow_bare_spawn.set((), span)
         } else {
-            Err(diagnostic::error_on(
+            let error = diagnostic::error_on(
                 &meta.path,
                 &format!(
                     "unknown option `{}` for `#[requires_tenant]`",
                     meta.path.to_token_stream().to_string().replace(' ', "")
                 ),
-                "the only option is `crate = \"…\"`; write `#[requires_tenant]` alone otherwise",
-            ))
-        }
+                "the options are `local`, `allow_bare_spawn` and `crate = \"…\"`; write `#[requires_tenant]` alone otherwise",
+            );
+            crate::with_context::skip_value(&meta)?;
+            Err(error)
+        };
+        cx.record(result);
+        Ok(())
     });
-    if let Err(error) = parser.parse2(args) {
-        errors.push(error);
-    }
+    cx.record(parser.parse2(args));
     if !return_type::is_result(&item.sig.output) {
         let message = "`#[requires_tenant]` needs a function that returns `Result<_, E>` with `E: From<TenantRequired>`";
         let help = "return a `Result` whose error type can hold `context_runtime::TenantRequired`";
-        errors.push(match &item.sig.output {
-            ReturnType::Type(_, ty) => diagnostic::error_on(ty, message, help),
-            ReturnType::Default => diagnostic::error_on(&item.sig, message, help),
-        });
+        match &item.sig.output {
+            ReturnType::Type(_, ty) => cx.error_on(ty, message, help),
+            ReturnType::Default => cx.error_on(&item.sig, message, help),
+        }
     }
-    diagnostic::combine(errors)?;
-    Ok(TenantCheck {
+    if cx.error_count() > before {
+        return None;
+    }
+    Some(TenantCheck {
         krate: krate.take(),
+        body: BodyOptions {
+            local: local.get().is_some(),
+            allow_bare_spawn: allow_bare_spawn.get().is_some(),
+        },
         error_span: error_type_span(&item.sig.output),
     })
+}
+
+/// Whether the key has no value.
+fn bare(meta: &syn::meta::ParseNestedMeta<'_>) -> bool {
+    meta.input.is_empty() || meta.input.peek(syn::Token![,])
 }
 
 /// The span of `E` in `-> Result<T, E>`, or of the whole return type.
@@ -115,10 +171,9 @@ fn error_type_span(output: &ReturnType) -> Span {
 }
 
 impl TenantCheck {
-    /// `if let Err(e) = require_tenant() { return Err(From::from(e)); }`,
-    /// reaching the runtime through this attribute's `crate`, else `krate`.
-    pub(crate) fn statement(&self, krate: Option<&syn::Path>) -> TokenStream {
-        let private = crate_path::private(self.krate.as_ref().or(krate));
+    /// `if let Err(e) = require_tenant() { return Err(From::from(e)); }`.
+    fn statement(&self) -> TokenStream {
+        let private = crate_path::private(self.krate.as_ref());
         let convert = respan::located_at(
             quote!(::core::convert::From::from(__context_err)),
             self.error_span,
@@ -129,44 +184,4 @@ impl TenantCheck {
             }
         }
     }
-}
-
-/// The check of a `#[requires_tenant]` written after `#[with_context]`, which
-/// places it inside its scope itself.
-///
-/// The attribute stays on the item (so its path is used as written): when it
-/// expands it finds the body already scoped and leaves it as it is. An
-/// invalid one reports its own errors then; the result is `Some(Err(_))`.
-pub(crate) fn later(item: &ItemFn) -> Option<syn::Result<TenantCheck>> {
-    let attr = item
-        .attrs
-        .iter()
-        .find(|attr| is_attr(attr, "requires_tenant"))?;
-    let args = match &attr.meta {
-        syn::Meta::Path(_) => Ok(TokenStream::new()),
-        syn::Meta::List(list) => Ok(list.tokens.clone()),
-        syn::Meta::NameValue(meta) => {
-            Err(syn::Error::new_spanned(meta, "malformed `requires_tenant`"))
-        }
-    };
-    Some(args.and_then(|args| parse(args, item)))
-}
-
-/// Whether `block` is a body that `#[with_context]` already wrapped, with the
-/// tenant check inside its scope (it starts with `let __context_cx = …;`).
-fn already_scoped(block: &syn::Block) -> bool {
-    match block.stmts.first() {
-        Some(syn::Stmt::Local(local)) => {
-            matches!(&local.pat, syn::Pat::Ident(pat) if pat.ident == "__context_cx")
-        }
-        _ => false,
-    }
-}
-
-/// Whether `attr` is the attribute macro `name` (by the last segment of its path).
-fn is_attr(attr: &Attribute, name: &str) -> bool {
-    attr.path()
-        .segments
-        .last()
-        .is_some_and(|segment| segment.ident == name)
 }

@@ -1,5 +1,8 @@
 //! What can be seen of a function's return type from its syntax.
 
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{ReturnType, Type};
 
@@ -39,6 +42,34 @@ pub(crate) fn is_nameable(ty: &Type) -> bool {
     let mut finder = FindImpl(false);
     finder.visit_type(ty);
     !finder.0
+}
+
+/// An unreachable `return` of the declared type, so an async block wrapping
+/// the body infers the function's return type: `?` converts into it, and a
+/// mismatch points at the user's signature. Empty when the type cannot be
+/// named.
+pub(crate) fn fake_return_edge(output: &ReturnType, block: &syn::Block) -> TokenStream {
+    let (ty, span) = match output {
+        ReturnType::Type(_, ty) if is_nameable(ty) => (ty.to_token_stream(), ty.span()),
+        ReturnType::Type(..) => return TokenStream::new(),
+        ReturnType::Default => (quote!(()), block.brace_token.span.open()),
+    };
+    quote_spanned! {span=>
+        #[allow(
+            unknown_lints,
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value,
+            clippy::let_with_type_underscore,
+            clippy::needless_return,
+            clippy::unreachable
+        )]
+        if false {
+            let __context_fake_return: #ty = loop {};
+            return __context_fake_return;
+        }
+    }
 }
 
 #[cfg(test)]

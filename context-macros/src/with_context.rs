@@ -1,20 +1,23 @@
 //! `#[with_context(…)]`: runs an `async fn`'s whole body inside a context
 //! read at the boundary (or a fresh one).
+//!
+//! Parse (`attr.rs`), validate (`valid.rs`), expand (`expand.rs`). How it
+//! works with `#[requires_tenant]` is in `stack.rs`.
 
 use proc_macro2::TokenStream;
 use syn::ItemFn;
 
-use crate::{ambient, diagnostic, requires_tenant};
+use crate::ctxt::Ctxt;
+use crate::{body, diagnostic, stack};
+
+pub(crate) use attr::skip_value;
 
 mod attr;
 mod expand;
 mod from_expr;
+mod valid;
 
 /// Parses, validates and expands `#[with_context(args)] item`.
-///
-/// The check of a later `#[requires_tenant]` on the same function is placed
-/// inside the new scope, so the tenant is checked there whatever the
-/// attribute order.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let item: ItemFn = syn::parse2(item).map_err(|_| {
         diagnostic::error_at(
@@ -24,28 +27,23 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         )
     })?;
 
-    let (options, errors) = attr::Options::parse(args);
-    let tenant = requires_tenant::later(&item);
-    let checked = attr::validate(options, errors, &item.sig);
+    let cx = Ctxt::new();
+    let options = attr::Options::parse(args, &cx);
+    let args = valid::check(options, &item.sig, &cx);
+    // A body an earlier `#[requires_tenant]` checked is not checked twice.
+    let checked = stack::already_checked(&item.block);
+    let body = args.as_ref().map(|args| args.body).unwrap_or_default();
+    let clean = checked || body::check(&item.block, body, &cx);
+    let errors = cx.check().err();
 
-    let args = match checked {
-        Ok(args) => args,
-        Err(mut error) => {
-            // The item is emitted as written; a valid `#[requires_tenant]` on
-            // it reports the body's ambient errors itself.
-            if !matches!(tenant, Some(Ok(_))) {
-                if let Err(ambient) = ambient::check(&item.block) {
-                    error.combine(ambient);
-                }
-            }
-            return Err(error);
-        }
+    // On error the item is still emitted (expanded when the options allow),
+    // marked as checked so a later `#[requires_tenant]` adds only its check.
+    let mut tokens = match args {
+        Some(args) => expand::function(&args, item, clean && !checked),
+        None => stack::marked(item, None),
     };
-
-    let ambient = ambient::check(&item.block).err();
-    let mut expanded = expand::function(&args, item, tenant);
-    if let Some(ambient) = ambient {
-        expanded.extend(ambient.to_compile_error());
+    if let Some(errors) = errors {
+        tokens.extend(errors.to_compile_error());
     }
-    Ok(expanded)
+    Ok(tokens)
 }

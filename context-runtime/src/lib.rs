@@ -70,6 +70,7 @@
 //! | `tracing` | `tracing` | every scope runs in a `context` span with `trace_id`, `tenant_id` and `user` |
 //! | `opentelemetry` | `opentelemetry` | spans made inside a scope continue its trace; contexts read from OpenTelemetry's |
 //! | `opentelemetry_sdk` | `opentelemetry` | an SDK id generator that starts root spans in the scope's trace |
+//! | `testing` | `testing` | a cross-talk test kit to point at your own handlers, and helpers to build contexts in tests |
 //!
 //! Without a feature: [`fanout`] (scheduled work over many tenants, each in
 //! its own child scope), [`process`] (child processes), [`w3c`] (the codecs)
@@ -156,6 +157,9 @@ pub use crate::integrations::sqlx;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use crate::integrations::tower;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub use crate::integrations::testing;
 #[cfg(feature = "tracing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub use crate::integrations::tracing;
@@ -191,6 +195,8 @@ pub use crate::integrations::tracing;
 /// | `fresh` | start a new root context (scheduled work); excludes `from` |
 /// | `source = "…"` | with `fresh`, the context's [`source`](Context::source) |
 /// | `crate = "path"` | the path of this crate when renamed in `Cargo.toml` |
+/// | `local` | the body's future may be `!Send` (a handler run on a `LocalSet` or a current-thread runtime); see below |
+/// | `allow_bare_spawn` | allow `tokio::spawn` and friends in the body, for work meant to run without the context |
 ///
 /// When reading can fail (a [`Carrier`](struct@Carrier) with an invalid tenant), the function
 /// must return `Result<_, E>` with `E: From<CarrierError>`; the body does not
@@ -204,13 +210,52 @@ pub use crate::integrations::tracing;
 ///         Ok(cx) => cx,
 ///         Err(e) => return Err(::core::convert::From::from(e)),
 ///     };
-///     ::context_runtime::__private::scope(__context_cx, async move { /* body */ }).await
+///     let __context_body = async move {
+///         ::context_runtime::__private::checked_body(); // a later #[requires_tenant] checks here
+///         /* body */
+///     };
+///     // the type-based guard check (not with `local`)
+///     let __context_body = ::context_runtime::__private::body_must_be_send(__context_body);
+///     ::context_runtime::__private::scope(__context_cx, __context_body).await
 /// }
 /// ```
 ///
-/// Inside the body, the compiler rejects `enter_with` and guards from
-/// `.attach()`, `.enter()` or `.entered()` bound with `let` and alive across
-/// an `.await`: they make concurrent tasks see each other's context.
+/// # Checked at compile time
+///
+/// - The body's future must be `Send`: a thread-bound guard
+///   (`tracing::span::EnteredSpan`, OpenTelemetry's `ContextGuard`) alive
+///   across an `.await` fails to compile whatever its syntax, and rustc
+///   names its line. A handler that is `!Send` on purpose says `local`.
+/// - `enter_with`, and guards from `.enter()`, `.entered()`, `.attach()`,
+///   `Span::enter(&span)`, `Context::attach(cx)`,
+///   `tracing::subscriber::set_default` / `tracing::dispatcher::set_default`
+///   or a helper named like `enter_for_job`, kept (by `let`, inside
+///   `Some(…)`, a tuple or a struct, by a late assignment, or as a `match` /
+///   `if let` scrutinee) across an `.await`: they make concurrent tasks see
+///   each other's context. These include guards that are `Send`
+///   (`tracing::span::Entered`).
+/// - `tokio::spawn`, `tokio::task::spawn`, `tokio::task::spawn_blocking` and
+///   `std::thread::spawn`: use [`spawn`], [`spawn_blocking`] and
+///   [`thread::spawn`], which carry the context, or say `allow_bare_spawn`.
+///
+/// The crate ships a clippy preset (`clippy-preset/clippy.toml`) with the
+/// same rules for code outside annotated bodies.
+///
+/// ```
+/// use std::rc::Rc;
+/// use context_runtime::{with_context, Context};
+///
+/// // `!Send` on purpose: it holds an `Rc` across an `.await`.
+/// #[with_context(from = "cx", local)]
+/// async fn render(cx: Context, cache: Rc<String>) -> usize {
+///     tokio::task::yield_now().await;
+///     cache.len()
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(render(Context::root(), Rc::new("abc".into())).await, 3);
+/// # }
+/// ```
 #[doc(inline)]
 pub use context_macros::with_context;
 
@@ -219,7 +264,11 @@ pub use context_macros::with_context;
 /// The function must return `Result<_, E>` with `E: From<TenantRequired>`; it
 /// returns `Err(TenantRequired.into())` before any of its code runs. It works
 /// inside an existing scope and together with `#[with_context]`, in either
-/// order (the tenant is then checked inside the new scope).
+/// order, renamed with `use … as` and beside other attributes: the tenant is
+/// always checked inside the scope `#[with_context]` establishes, never
+/// skipped. Its body is checked like `#[with_context]`'s (options `local`
+/// and `allow_bare_spawn`, and `crate = "path"`); with both attributes, the
+/// first one checks the body, so put the options there.
 ///
 /// ```
 /// use context_runtime::{requires_tenant, Context, TenantId, TenantRequired};

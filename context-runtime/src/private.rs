@@ -108,6 +108,26 @@ pub fn scope<F: Future>(cx: Context, future: F) -> Scoped<F> {
     crate::scope::store::scope(Some(cx), future)
 }
 
+/// Marks the start of a body one of the attribute macros checked; a no-op.
+/// The other macro finds it to put its tenant check inside the scope.
+#[inline(always)]
+pub fn checked_body() {}
+
+/// The type-based guard check: the future of an annotated body must be
+/// `Send`. A guard that keeps something current on its thread
+/// (`tracing::span::EnteredSpan`, OpenTelemetry's `ContextGuard`) is `!Send`;
+/// held across an `.await`, it fails this bound, and rustc names the line
+/// of the guard and of the `.await`. The comments on the two lines below are
+/// what rustc shows the user (keep them short: rustc cuts long lines).
+#[inline(always)]
+#[rustfmt::skip]
+pub fn body_must_be_send<F>(future: F) -> F // `!Send` on purpose? add `local` to the attribute
+where
+    F: Future + Send, // help: no guard across `.await`: `cx.scope(fut)`, `fut.instrument(span)`, `fut.in_context(cx)`
+{
+    future
+}
+
 /// `Ok` when the current context has a tenant.
 #[inline]
 pub fn require_tenant() -> Result<(), TenantRequired> {
@@ -151,17 +171,25 @@ impl<T: TraceField> TraceField for Option<T> {
     note = "use `TenantId`, `Option<TenantId>`, `String`, `Option<String>`, or `uuid::Uuid` (feature `uuid`)"
 )]
 pub trait TenantField {
+    /// Why reading can fail: [`Infallible`] for a [`TenantId`], which was
+    /// validated when the payload was built or deserialized.
+    type Error: std::error::Error + Send + Sync + 'static;
+
     /// The tenant, `None` when absent, an error when invalid.
-    fn read_tenant(&self) -> Result<Option<TenantId>, CarrierError>;
+    fn read_tenant(&self) -> Result<Option<TenantId>, Self::Error>;
 }
 
 impl TenantField for TenantId {
-    fn read_tenant(&self) -> Result<Option<TenantId>, CarrierError> {
+    type Error = Infallible;
+
+    fn read_tenant(&self) -> Result<Option<TenantId>, Infallible> {
         Ok(Some(self.clone()))
     }
 }
 
 impl TenantField for String {
+    type Error = CarrierError;
+
     fn read_tenant(&self) -> Result<Option<TenantId>, CarrierError> {
         TenantId::new(self)
             .map(Some)
@@ -174,17 +202,29 @@ impl TenantField for String {
 
 #[cfg(feature = "uuid")]
 impl TenantField for uuid::Uuid {
+    type Error = CarrierError;
+
     fn read_tenant(&self) -> Result<Option<TenantId>, CarrierError> {
         self.to_string().read_tenant()
     }
 }
 
 impl<T: TenantField> TenantField for Option<T> {
-    fn read_tenant(&self) -> Result<Option<TenantId>, CarrierError> {
+    type Error = T::Error;
+
+    fn read_tenant(&self) -> Result<Option<TenantId>, T::Error> {
         match self {
             Some(t) => t.read_tenant(),
             None => Ok(None),
         }
+    }
+}
+
+/// A tenant field that cannot fail, read into a payload whose error is a
+/// [`CarrierError`] (a `TenantId` under a type alias).
+impl From<Infallible> for CarrierError {
+    fn from(never: Infallible) -> Self {
+        match never {}
     }
 }
 

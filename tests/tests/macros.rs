@@ -352,3 +352,91 @@ mod fresh_contexts {
         assert_eq!(outer.scope(cleanup()).await, Err(TenantRequired));
     }
 }
+
+/// Issue 12: `#[requires_tenant]` renamed with `use … as` was recognised by
+/// neither macro, and with `#[with_context]` first the body ran without a
+/// tenant. Renamed, in either order, beside other attributes or alone, it
+/// refuses a job without one.
+mod renamed_requires_tenant {
+    use super::*;
+    use context_runtime::requires_tenant as needs_tenant;
+    use context_runtime::with_context as scoped;
+
+    static RAN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+    fn ran(n: u32) -> bool {
+        RAN.lock().expect("lock").contains(&n)
+    }
+
+    #[with_context(from = "job.ctx")]
+    #[needs_tenant]
+    async fn scope_first(job: Job) -> Result<String, JobError> {
+        RAN.lock().expect("lock").push(job.n);
+        Ok(format!("{} {}", job.n, tenant_str()))
+    }
+
+    #[needs_tenant]
+    #[with_context(from = "job.ctx")]
+    async fn tenant_first(job: Job) -> Result<String, JobError> {
+        RAN.lock().expect("lock").push(job.n);
+        Ok(format!("{} {}", job.n, tenant_str()))
+    }
+
+    #[scoped(from = "job.ctx")]
+    #[allow(clippy::unused_async)]
+    #[needs_tenant]
+    #[inline]
+    async fn both_renamed_among_others(job: Job) -> Result<String, JobError> {
+        RAN.lock().expect("lock").push(job.n);
+        Ok(format!("{} {}", job.n, tenant_str()))
+    }
+
+    #[needs_tenant]
+    async fn alone(n: u32) -> Result<String, JobError> {
+        RAN.lock().expect("lock").push(n);
+        Ok(format!("{n} {}", tenant_str()))
+    }
+
+    #[tokio::test]
+    async fn a_job_without_a_tenant_is_refused_in_either_order() {
+        let orphan = |n: u32| job(&format!(r#"{{"ctx":{{}},"n":{n}}}"#));
+        let refused = scope_first(orphan(10)).await;
+        assert!(matches!(refused, Err(JobError::NoTenant(_))), "{refused:?}");
+        let refused = tenant_first(orphan(11)).await;
+        assert!(matches!(refused, Err(JobError::NoTenant(_))), "{refused:?}");
+        let refused = both_renamed_among_others(orphan(12)).await;
+        assert!(matches!(refused, Err(JobError::NoTenant(_))), "{refused:?}");
+        let refused = alone(13).await;
+        assert!(matches!(refused, Err(JobError::NoTenant(_))), "{refused:?}");
+        assert!(!(10..=13).any(ran), "no body ran without a tenant");
+    }
+
+    #[tokio::test]
+    async fn the_callers_tenant_never_stands_in_for_the_jobs() {
+        let outer = Context::root().with_tenant(TenantId::new("outer").expect("valid"));
+        let orphan = |n: u32| job(&format!(r#"{{"n":{n}}}"#));
+        let refused = outer.scope(scope_first(orphan(20))).await;
+        assert!(matches!(refused, Err(JobError::NoTenant(_))), "{refused:?}");
+        let refused = outer.scope(tenant_first(orphan(21))).await;
+        assert!(matches!(refused, Err(JobError::NoTenant(_))), "{refused:?}");
+        assert!(!ran(20) && !ran(21), "no body ran");
+        assert_eq!(
+            outer
+                .scope(alone(22))
+                .await
+                .expect("runs in the caller's scope"),
+            "22 outer"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_with_a_tenant_runs_in_its_own_scope() {
+        let with = |n: u32| job(&format!(r#"{{"ctx":{{"tenantId":"t{n}"}},"n":{n}}}"#));
+        assert_eq!(scope_first(with(30)).await.expect("runs"), "30 t30");
+        assert_eq!(tenant_first(with(31)).await.expect("runs"), "31 t31");
+        assert_eq!(
+            both_renamed_among_others(with(32)).await.expect("runs"),
+            "32 t32"
+        );
+    }
+}

@@ -5,6 +5,7 @@ use syn::{Data, DeriveInput, Fields, Generics, Ident, Type};
 
 use syn::spanned::Spanned;
 
+use crate::ctxt::Ctxt;
 use crate::option_slot::OptionSlot;
 use crate::{crate_path, diagnostic};
 
@@ -53,33 +54,42 @@ pub(super) struct Field<'a> {
 }
 
 impl<'a> Input<'a> {
-    /// Reads the struct and its `#[carrier(…)]` attributes. A payload that is
-    /// not a struct with named fields is an error; malformed attributes are
-    /// returned beside the model, to be reported with the rules it breaks.
-    pub(super) fn from_syn(input: &'a DeriveInput) -> syn::Result<(Input<'a>, Vec<syn::Error>)> {
+    /// Reads the struct and its `#[carrier(…)]` attributes, reporting
+    /// malformed ones into `cx`. `None` (with an error) for a payload that is
+    /// not a struct with named fields.
+    pub(super) fn from_syn(input: &'a DeriveInput, cx: &Ctxt) -> Option<Input<'a>> {
         let help = "derive it on a struct, and mark the fields that carry the context with `#[carrier(trace)]`, `#[carrier(tenant)]`, `#[carrier(user)]` or `#[carrier(value)]`";
         let message = "`#[derive(Carrier)]` is only for structs with named fields";
         let named = match &input.data {
             Data::Struct(data) => match &data.fields {
                 Fields::Named(named) => named,
                 Fields::Unnamed(unnamed) => {
-                    return Err(diagnostic::error_on(unnamed, message, help))
+                    cx.error_on(unnamed, message, help);
+                    return None;
                 }
-                Fields::Unit => return Err(diagnostic::error_on(&input.ident, message, help)),
+                Fields::Unit => {
+                    cx.error_on(&input.ident, message, help);
+                    return None;
+                }
             },
-            Data::Enum(data) => return Err(diagnostic::error_on(data.enum_token, message, help)),
-            Data::Union(data) => return Err(diagnostic::error_on(data.union_token, message, help)),
+            Data::Enum(data) => {
+                cx.error_on(data.enum_token, message, help);
+                return None;
+            }
+            Data::Union(data) => {
+                cx.error_on(data.union_token, message, help);
+                return None;
+            }
         };
 
-        let mut errors = Vec::new();
-        let krate = container_options(input, &mut errors);
+        let krate = container_options(input, cx);
         let mut fields = Vec::new();
         for field in &named.named {
             let Some(ident) = &field.ident else { continue };
             fields.push(Field {
                 ident,
                 ty: &field.ty,
-                roles: field_roles(&field.attrs, &mut errors),
+                roles: field_roles(&field.attrs, cx),
             });
         }
         let model = Input {
@@ -88,12 +98,12 @@ impl<'a> Input<'a> {
             fields,
             krate,
         };
-        Ok((model, errors))
+        Some(model)
     }
 }
 
 /// `#[carrier(crate = "…")]` on the struct.
-fn container_options(input: &DeriveInput, errors: &mut Vec<syn::Error>) -> Option<syn::Path> {
+fn container_options(input: &DeriveInput, cx: &Ctxt) -> Option<syn::Path> {
     let mut krate = OptionSlot::new("crate");
     for attr in input
         .attrs
@@ -104,9 +114,7 @@ fn container_options(input: &DeriveInput, errors: &mut Vec<syn::Error>) -> Optio
             let span = meta.path.span();
             if meta.path.is_ident("crate") {
                 let lit = meta.value()?.parse()?;
-                if let Err(error) = crate_path::parse(&lit).and_then(|path| krate.set(path, span)) {
-                    errors.push(error);
-                }
+                cx.record(crate_path::parse(&lit).and_then(|path| krate.set(path, span)));
                 return Ok(());
             }
             let key = key_of(&meta.path);
@@ -124,15 +132,13 @@ fn container_options(input: &DeriveInput, errors: &mut Vec<syn::Error>) -> Optio
             };
             Err(error)
         });
-        if let Err(error) = result {
-            errors.push(error);
-        }
+        cx.record(result);
     }
     krate.take()
 }
 
 /// The roles in a field's `#[carrier(…)]` attributes.
-fn field_roles(attrs: &[syn::Attribute], errors: &mut Vec<syn::Error>) -> Vec<(Role, Span)> {
+fn field_roles(attrs: &[syn::Attribute], cx: &Ctxt) -> Vec<(Role, Span)> {
     let mut roles = Vec::new();
     for attr in attrs.iter().filter(|attr| attr.path().is_ident("carrier")) {
         let result = attr.parse_nested_meta(|meta| {
@@ -152,9 +158,7 @@ fn field_roles(attrs: &[syn::Attribute], errors: &mut Vec<syn::Error>) -> Vec<(R
             roles.push((role, meta.path.span()));
             Ok(())
         });
-        if let Err(error) = result {
-            errors.push(error);
-        }
+        cx.record(result);
     }
     roles
 }

@@ -18,6 +18,23 @@ pub(super) fn source_impl(input: &Input<'_>) -> TokenStream {
         .map(|clause| clause.predicates.iter().map(|p| quote!(#p)).collect())
         .unwrap_or_default();
 
+    // A payload whose tenant field cannot be invalid (a `TenantId`) cannot
+    // fail: its error is the tenant field's (`Infallible`), and a handler
+    // reading it need not return a `Result`. The trace never fails (the
+    // safety net gives a fresh one).
+    let tenant = input
+        .fields
+        .iter()
+        .find(|f| f.roles.first().map(|r| r.0) == Some(Role::Tenant));
+    let error = match tenant.map(|field| field.ty) {
+        None => quote!(::core::convert::Infallible),
+        Some(ty) if mentions_type_param(ty, input.generics) => {
+            quote!(<#ty as #private::TenantField>::Error)
+        }
+        Some(ty) if is_tenant_id(ty) => quote!(::core::convert::Infallible),
+        Some(_) => quote!(#private::CarrierError),
+    };
+
     let mut calls = Vec::new();
     for role in [Role::Trace, Role::Tenant, Role::User, Role::Value] {
         for field in input
@@ -66,11 +83,11 @@ pub(super) fn source_impl(input: &Input<'_>) -> TokenStream {
             where
                 #(#predicates,)*
             {
-                type Error = #private::CarrierError;
+                type Error = #error;
 
                 fn to_context(
                     &self,
-                ) -> ::core::result::Result<#private::Context, #private::CarrierError> {
+                ) -> ::core::result::Result<#private::Context, Self::Error> {
                     ::core::result::Result::Ok(#private::Derived::new() #(#calls)* .build())
                 }
             }
@@ -97,6 +114,25 @@ pub(super) fn fallback(input: &DeriveInput) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// Whether `ty` is `TenantId` or `Option<TenantId>` (by the last segment).
+fn is_tenant_id(ty: &Type) -> bool {
+    let Type::Path(path) = ty else {
+        return false;
+    };
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    if last.ident == "TenantId" {
+        return true;
+    }
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) if last.ident == "Option" => {
+            matches!(args.args.first(), Some(syn::GenericArgument::Type(inner)) if is_tenant_id(inner))
+        }
+        _ => false,
     }
 }
 

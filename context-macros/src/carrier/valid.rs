@@ -1,12 +1,12 @@
 //! The rules across fields: one role per field, one field per identity role.
 
 use super::ast::{Input, Role};
+use crate::ctxt::Ctxt;
 use crate::diagnostic;
 
-/// Checks every rule, reporting every broken one (and `errors`, the
-/// malformed attributes) at once.
-pub(super) fn check(input: &Input<'_>, mut errors: Vec<syn::Error>) -> syn::Result<()> {
-    let malformed = !errors.is_empty();
+/// Checks every rule, reporting every broken one into `cx`.
+pub(super) fn check(input: &Input<'_>, cx: &Ctxt) {
+    let malformed = cx.error_count() > 0;
     let mut seen: Vec<(Role, &syn::Ident)> = Vec::new();
     for field in &input.fields {
         let Some(&(first, _)) = field.roles.first() else {
@@ -26,7 +26,7 @@ pub(super) fn check(input: &Input<'_>, mut errors: Vec<syn::Error>) -> syn::Resu
                     first.key()
                 )
             };
-            errors.push(diagnostic::error_at(
+            cx.push(diagnostic::error_at(
                 span,
                 &message,
                 &format!("remove `{}`", role.key()),
@@ -37,7 +37,7 @@ pub(super) fn check(input: &Input<'_>, mut errors: Vec<syn::Error>) -> syn::Resu
             continue;
         }
         match seen.iter().find(|(r, _)| *r == role) {
-            Some((_, earlier)) => errors.push(diagnostic::error_at(
+            Some((_, earlier)) => cx.push(diagnostic::error_at(
                 span,
                 &format!(
                     "only one field can be `#[carrier({})]`, and `{earlier}` already is",
@@ -53,11 +53,10 @@ pub(super) fn check(input: &Input<'_>, mut errors: Vec<syn::Error>) -> syn::Resu
         }
     }
     if !malformed && input.fields.iter().all(|field| field.roles.is_empty()) {
-        errors.push(diagnostic::error_on(
+        cx.push(diagnostic::error_on(
             input.ident,
             "`#[derive(Carrier)]` needs at least one marked field",
             "mark the fields that carry the context with `#[carrier(trace)]`, `#[carrier(tenant)]`, `#[carrier(user)]` or `#[carrier(value)]`",
         ));
     }
-    diagnostic::combine(errors)
 }

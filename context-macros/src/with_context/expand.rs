@@ -2,21 +2,17 @@
 //! context and runs the original body inside its scope.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned, ToTokens};
-use syn::spanned::Spanned;
-use syn::{ItemFn, ReturnType};
+use quote::quote;
+use syn::ItemFn;
 
-use super::attr::{Args, Origin};
-use crate::requires_tenant::TenantCheck;
-use crate::{crate_path, respan, return_type};
+use super::valid::{Args, Origin};
+use crate::{body, crate_path, respan, return_type, stack};
 
-/// The function with its body wrapped; `tenant` is a later `#[requires_tenant]`
-/// to check at the top of the scoped body.
-pub(super) fn function(
-    args: &Args,
-    item: ItemFn,
-    tenant: Option<syn::Result<TenantCheck>>,
-) -> TokenStream {
+/// The function with its body wrapped in the scope. The scope holds
+/// everything the body holds, including a `#[requires_tenant]` check put
+/// there before; the check of a later one goes after the marker.
+/// `send_check`: require the body's future to be `Send` (unless `local`).
+pub(super) fn function(args: &Args, item: ItemFn, send_check: bool) -> TokenStream {
     let ItemFn {
         attrs,
         vis,
@@ -54,51 +50,29 @@ pub(super) fn function(
         Origin::Fresh { source: None } => quote!(#private::fresh(::core::option::Option::None)),
     };
 
-    let fake_return = fake_return_edge(&sig.output, &block);
-    let tenant_check = match tenant {
-        Some(Ok(check)) => check.statement(args.krate.as_ref()),
-        _ => TokenStream::new(),
+    let fake_return = return_type::fake_return_edge(&sig.output, &block);
+    let marker = stack::marker(&private);
+    let future = quote! {
+        async move {
+            #marker
+            #fake_return
+            #block
+        }
+    };
+    let future = if send_check {
+        let at = sig
+            .asyncness
+            .map_or_else(proc_macro2::Span::call_site, |a| a.span);
+        body::send_checked(&private, future, at, args.body)
+    } else {
+        future
     };
 
     quote! {
         #(#attrs)*
         #vis #sig {
             let __context_cx = #read;
-            #private::scope(__context_cx, async move {
-                #fake_return
-                #tenant_check
-                #block
-            })
-            .await
-        }
-    }
-}
-
-/// An unreachable `return` of the declared type, so the inner async block
-/// infers the function's return type: `?` converts into it, and a mismatch
-/// points at the user's signature. Skipped when the type cannot be named.
-fn fake_return_edge(output: &ReturnType, block: &syn::Block) -> TokenStream {
-    let (ty, span) = match output {
-        ReturnType::Type(_, ty) if return_type::is_nameable(ty) => {
-            (ty.to_token_stream(), ty.span())
-        }
-        ReturnType::Type(..) => return TokenStream::new(),
-        ReturnType::Default => (quote!(()), block.brace_token.span.open()),
-    };
-    quote_spanned! {span=>
-        #[allow(
-            unknown_lints,
-            unreachable_code,
-            clippy::diverging_sub_expression,
-            clippy::empty_loop,
-            clippy::let_unit_value,
-            clippy::let_with_type_underscore,
-            clippy::needless_return,
-            clippy::unreachable
-        )]
-        if false {
-            let __context_fake_return: #ty = loop {};
-            return __context_fake_return;
+            #private::scope(__context_cx, #future).await
         }
     }
 }

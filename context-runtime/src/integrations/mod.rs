@@ -20,6 +20,8 @@ pub mod redis;
 pub mod reqwest;
 #[cfg(feature = "sqlx")]
 pub mod sqlx;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "tower")]
 pub mod tower;
 #[cfg(feature = "tracing")]

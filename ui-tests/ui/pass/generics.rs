@@ -6,7 +6,7 @@ use std::fmt::Display;
 use context_runtime::{with_context, Carrier, CarrierError, Context, ContextSource};
 
 #[with_context(from = "source")]
-async fn describe<S, T>(source: S, item: T, label: impl Display) -> Result<String, S::Error>
+async fn describe<S, T>(source: S, item: T, label: impl Display + Send) -> Result<String, S::Error>
 where
     S: ContextSource,
     T: Display + Send,

@@ -54,6 +54,34 @@ pub async fn handle_carrier(ctx: Carrier) -> Result<(), JobError> {
 #[with_context(fresh, source = "cron:cleanup")]
 pub async fn cleanup() {}
 
+/// Needs a tenant, asynchronously, on its own.
+#[requires_tenant]
+pub async fn async_check() -> Result<u8, TenantRequired> {
+    Ok(1)
+}
+
+/// `!Send` on purpose, with the bare spawns allowed.
+#[with_context(fresh, local, allow_bare_spawn)]
+pub async fn local_work() -> usize {
+    let shared = std::rc::Rc::new(3);
+    tokio::task::yield_now().await;
+    *shared
+}
+
+/// A payload that cannot fail.
+#[derive(Debug, Carrier)]
+pub struct Strict {
+    /// The tenant.
+    #[carrier(tenant)]
+    pub tenant: context_runtime::TenantId,
+}
+
+/// Handles a payload that cannot fail, without a `Result`.
+#[with_context(from = "job")]
+pub async fn strict(job: Strict) -> bool {
+    context_runtime::tenant().is_ok()
+}
+
 /// Needs a tenant, synchronously.
 #[requires_tenant]
 pub fn sync_check() -> Result<(), TenantRequired> {
@@ -72,4 +100,8 @@ async fn main() {
         .is_err());
     cleanup().await;
     assert!(sync_check().is_err());
+    assert!(async_check().await.is_err());
+    assert_eq!(local_work().await, 3);
+    let tenant = context_runtime::TenantId::new("t1").unwrap();
+    assert!(strict(Strict { tenant }).await);
 }
