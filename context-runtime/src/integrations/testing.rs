@@ -190,7 +190,8 @@ impl TestJob {
 
     /// Like [`checkpoint`], from any task (a task the handler spawned).
     pub fn checkpoint(&self) {
-        self.recorder.record(crate::scope::store::current().as_ref());
+        self.recorder
+            .record(crate::scope::store::current().as_ref());
     }
 }
 
