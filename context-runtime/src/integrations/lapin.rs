@@ -76,7 +76,8 @@ use crate::model::context::Context;
 use crate::model::trace::SpanId;
 use crate::propagate::fields;
 use crate::propagate::propagator::{claimed_trace_id, Propagator, Wire};
-use crate::propagate::source::ContextSource;
+use crate::propagate::propagator::Trust;
+use crate::propagate::source::{ContextSource, Untrusted};
 use crate::wire::carrier::CarrierError;
 
 /// The header with the W3C `traceparent`.
@@ -206,6 +207,17 @@ impl ContextSource for FieldTable {
     fn to_context(&self) -> Result<Context, CarrierError> {
         extract(self)
     }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        _job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        extract_using(self, &propagator().clone().trust(trust.clone())).map_err(|e| match e {
+            CarrierError::UntrustedIdentity(e) => Untrusted::Identity(e),
+            e => Untrusted::Read(e),
+        })
+    }
 }
 
 /// The properties' headers (none: a fresh trace and no tenant).
@@ -218,6 +230,17 @@ impl ContextSource for BasicProperties {
             None => extract(&FieldTable::default()),
         }
     }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        match self.headers() {
+            Some(headers) => headers.to_trusted_context(trust, job_id),
+            None => FieldTable::default().to_trusted_context(trust, job_id),
+        }
+    }
 }
 
 /// The delivery's headers, so a handler can say `#[with_context(from = "delivery")]`.
@@ -226,6 +249,14 @@ impl ContextSource for Delivery {
 
     fn to_context(&self) -> Result<Context, CarrierError> {
         self.properties.to_context()
+    }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        self.properties.to_trusted_context(trust, job_id)
     }
 }
 

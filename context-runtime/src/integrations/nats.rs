@@ -79,7 +79,8 @@ use crate::model::context::Context;
 use crate::model::trace::SpanId;
 use crate::propagate::fields;
 use crate::propagate::propagator::{claimed_trace_id, Propagator, Wire};
-use crate::propagate::source::ContextSource;
+use crate::propagate::propagator::Trust;
+use crate::propagate::source::{ContextSource, Untrusted};
 use crate::wire::carrier::CarrierError;
 
 /// The header with the W3C `traceparent`.
@@ -174,12 +175,33 @@ fn extract_optional(headers: Option<&HeaderMap>) -> Result<Context, CarrierError
     }
 }
 
+/// The headers read with the NATS [`propagator`] under `trust` (a queue's policy).
+fn extract_trusted(
+    headers: Option<&HeaderMap>,
+    trust: &Trust,
+) -> Result<Context, Untrusted<CarrierError>> {
+    let propagator = propagator().clone().trust(trust.clone());
+    let empty = HeaderMap::new();
+    extract_using(headers.unwrap_or(&empty), &propagator).map_err(|e| match e {
+        CarrierError::UntrustedIdentity(e) => Untrusted::Identity(e),
+        e => Untrusted::Read(e),
+    })
+}
+
 /// Headers read strictly with the NATS [`propagator`] (see [`extract`]).
 impl ContextSource for HeaderMap {
     type Error = CarrierError;
 
     fn to_context(&self) -> Result<Context, CarrierError> {
         extract(self)
+    }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        _job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        extract_trusted(Some(self), trust)
     }
 }
 
@@ -190,6 +212,14 @@ impl ContextSource for ::async_nats::Message {
     fn to_context(&self) -> Result<Context, CarrierError> {
         extract_optional(self.headers.as_ref())
     }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        _job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        extract_trusted(self.headers.as_ref(), trust)
+    }
 }
 
 /// The message's headers, so a handler can say `#[with_context(from = "message")]`.
@@ -198,6 +228,14 @@ impl ContextSource for jetstream::Message {
 
     fn to_context(&self) -> Result<Context, CarrierError> {
         extract_optional(self.headers.as_ref())
+    }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        _job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        extract_trusted(self.headers.as_ref(), trust)
     }
 }
 
