@@ -128,8 +128,8 @@ pub use crate::scope::thread;
 pub use crate::wire::carrier::{Carrier, CarrierError, CARRIER_VERSION};
 pub use crate::wire::limits;
 pub use crate::wire::signature::{
-    Claims, InvalidKey, Keyring, UntrustedIdentity, DEFAULT_MAX_AGE, MAX_KEY_ID_LEN, MIN_SECRET_LEN,
-    SIGNATURE_BAGGAGE_KEY,
+    Claims, InvalidKey, Keyring, UntrustedIdentity, DEFAULT_MAX_AGE, MAX_KEY_ID_LEN,
+    MIN_SECRET_LEN, SIGNATURE_BAGGAGE_KEY,
 };
 
 #[cfg(feature = "apalis")]

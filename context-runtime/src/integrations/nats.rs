@@ -78,8 +78,8 @@ use crate::jobs::{admit, run_in, DeadLetter, Outcome, Policy, RejectionKind};
 use crate::model::context::Context;
 use crate::model::trace::SpanId;
 use crate::propagate::fields;
-use crate::propagate::propagator::{claimed_trace_id, Propagator, Wire};
 use crate::propagate::propagator::Trust;
+use crate::propagate::propagator::{claimed_trace_id, Propagator, Wire};
 use crate::propagate::source::{ContextSource, Untrusted};
 use crate::wire::carrier::CarrierError;
 

@@ -15,7 +15,6 @@
 //! # }
 //! ```
 
-
 use crate::model::context::Context;
 use crate::model::trace::SpanId;
 use crate::propagate::fields;
@@ -147,9 +146,13 @@ pub fn from_env_using(propagator: &Propagator) -> Context {
 pub fn try_from_env_using(propagator: &Propagator) -> Result<Context, CarrierError> {
     let (parent, state, baggage) = vars();
     let mut texts = [None, None, None];
-    for ((name, value), slot) in [(TRACEPARENT, &parent), (TRACESTATE, &state), (BAGGAGE, &baggage)]
-        .into_iter()
-        .zip(&mut texts)
+    for ((name, value), slot) in [
+        (TRACEPARENT, &parent),
+        (TRACESTATE, &state),
+        (BAGGAGE, &baggage),
+    ]
+    .into_iter()
+    .zip(&mut texts)
     {
         let Some(value) = value else { continue };
         if value.len() > MAX_FIELD_BYTES {

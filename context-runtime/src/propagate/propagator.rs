@@ -17,7 +17,7 @@ use crate::model::user::{UserId, UserRef};
 use crate::model::w3c::{Baggage, TraceParent, TraceState};
 use crate::wire::carrier::CarrierError;
 use crate::wire::signature::{
-    Keyring, UntrustedIdentity, RESERVED_PREFIX, SIGNATURE_BAGGAGE_KEY,
+    is_identity_shaped, Keyring, UntrustedIdentity, SIGNATURE_BAGGAGE_KEY,
 };
 
 /// A tenant and user resolved for an incoming request.
@@ -648,14 +648,14 @@ fn parse_identity(tenant: Option<&str>, user: Option<&str>) -> Result<Identity, 
         None => None,
     };
     let user = match user {
-        Some(value) => Some(parse_user_token(value).ok_or_else(|| {
-            CarrierError::InvalidUser {
+        Some(value) => Some(
+            parse_user_token(value).ok_or_else(|| CarrierError::InvalidUser {
                 reason: format!(
                     "{:?} is not a `type:id` user reference",
                     value.chars().take(256).collect::<String>()
                 ),
-            }
-        })?),
+            })?,
+        ),
         None => None,
     };
     Ok(Identity { tenant, user })
@@ -717,41 +717,6 @@ pub(crate) fn log_refused(cx: &Context, wire: &str, error: &CarrierError) {
         reason = %error,
         "identity refused"
     );
-}
-
-/// Whether a baggage key looks like identity: the reserved `ctx.`
-/// namespace, or a key whose letters and digits end in `tenant`,
-/// `tenantid`, `tenantref`, `user`, `userid`, `userref` or `principal`
-/// (case-insensitive: `acme.tenant`, `x-tenant-id`, `tenantId`, `userRef`,
-/// `enduser.id`).
-pub(crate) fn is_identity_shaped(key: &str) -> bool {
-    const SUFFIXES: [&[u8]; 7] = [
-        b"tenant",
-        b"tenantid",
-        b"tenantref",
-        b"user",
-        b"userid",
-        b"userref",
-        b"principal",
-    ];
-    if key
-        .get(..RESERVED_PREFIX.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX))
-    {
-        return true;
-    }
-    // The last (up to) 9 letters and digits, lowercased, in order.
-    let mut tail = [0u8; 9];
-    let mut n = 0;
-    for b in key.bytes().rev().filter(u8::is_ascii_alphanumeric) {
-        if n == tail.len() {
-            break;
-        }
-        tail[tail.len() - 1 - n] = b.to_ascii_lowercase();
-        n += 1;
-    }
-    let tail = &tail[tail.len() - n..];
-    SUFFIXES.iter().any(|s| tail.ends_with(s))
 }
 
 /// Parses the compact `type:id` user token; a numeric id becomes a number.

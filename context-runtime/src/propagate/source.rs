@@ -118,8 +118,11 @@ fn carrier_trusted(
                 e => Untrusted::Read(e),
             })
         }
-        _ => apply_unsigned(Context::from_carrier(carrier).map_err(Untrusted::Read)?, trust)
-            .map_err(Untrusted::Identity),
+        _ => apply_unsigned(
+            Context::from_carrier(carrier).map_err(Untrusted::Read)?,
+            trust,
+        )
+        .map_err(Untrusted::Identity),
     }
 }
 

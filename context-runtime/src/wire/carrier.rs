@@ -12,7 +12,7 @@ use crate::model::trace::TraceId;
 use crate::model::user::UserRef;
 use crate::model::w3c::Baggage;
 use crate::wire::limits::{MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, MAX_CARRIER_BYTES};
-use crate::wire::signature::{Claims, Keyring, UntrustedIdentity};
+use crate::wire::signature::{is_identity_shaped, Claims, Keyring, UntrustedIdentity};
 
 mod field;
 
@@ -365,18 +365,17 @@ fn parse_baggage(raw: Option<&Value>) -> Result<Baggage, CarrierError> {
 
 impl Context {
     /// The carrier for this context: trace id, tenant, user and baggage.
-    /// Process-local values and the source do not travel.
+    /// Process-local values and the source do not travel, and neither do
+    /// identity-shaped baggage members (see [`Trust`](crate::Trust)): the
+    /// identity travels only as the tenant and user.
     pub fn to_carrier(&self) -> Carrier {
-        let baggage = if self.baggage().is_empty() {
-            None
-        } else {
-            Some(Box::new(Value::Object(
-                self.baggage()
-                    .iter()
-                    .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
-                    .collect(),
-            )))
-        };
+        let baggage: serde_json::Map<String, Value> = self
+            .baggage()
+            .iter()
+            .filter(|(k, _)| !is_identity_shaped(k))
+            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+            .collect();
+        let baggage = (!baggage.is_empty()).then(|| Box::new(Value::Object(baggage)));
         Carrier {
             version: CARRIER_VERSION,
             trace_id: Some(Field::Valid(TraceText::new(self.trace_id()))),

@@ -49,6 +49,41 @@ const MAX_SKEW_SECS: u64 = 60;
 /// The length of the base64url text of a 32-byte tag.
 const TAG_TEXT_LEN: usize = 43;
 
+/// Whether a baggage key looks like identity: the reserved `ctx.`
+/// namespace, or a key whose letters and digits end in `tenant`,
+/// `tenantid`, `tenantref`, `user`, `userid`, `userref` or `principal`
+/// (case-insensitive: `acme.tenant`, `x-tenant-id`, `tenantId`, `userRef`,
+/// `enduser.id`).
+pub(crate) fn is_identity_shaped(key: &str) -> bool {
+    const SUFFIXES: [&[u8]; 7] = [
+        b"tenant",
+        b"tenantid",
+        b"tenantref",
+        b"user",
+        b"userid",
+        b"userref",
+        b"principal",
+    ];
+    if key
+        .get(..RESERVED_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX))
+    {
+        return true;
+    }
+    // The last (up to) 9 letters and digits, lowercased, in order.
+    let mut tail = [0u8; 9];
+    let mut n = 0;
+    for b in key.bytes().rev().filter(u8::is_ascii_alphanumeric) {
+        if n == tail.len() {
+            break;
+        }
+        tail[tail.len() - 1 - n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    let tail = &tail[tail.len() - n..];
+    SUFFIXES.iter().any(|s| tail.ends_with(s))
+}
+
 /// What a signature covers: the identity of one context, and the job it
 /// rides with, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,13 +159,9 @@ impl Key {
         if secret.len() < MIN_SECRET_LEN {
             return Err(InvalidKey::ShortSecret { len: secret.len() });
         }
-        let mac = HmacSha256::new_from_slice(secret).map_err(|_| InvalidKey::ShortSecret {
-            len: secret.len(),
-        })?;
-        Ok(Key {
-            id: id.into(),
-            mac,
-        })
+        let mac = HmacSha256::new_from_slice(secret)
+            .map_err(|_| InvalidKey::ShortSecret { len: secret.len() })?;
+        Ok(Key { id: id.into(), mac })
     }
 
     fn mac(&self, claims: &Claims<'_>, issued_at: u64) -> HmacSha256 {
@@ -216,7 +247,11 @@ impl Keyring {
     /// # Errors
     ///
     /// As [`Keyring::new`].
-    pub fn with_verifying_key(mut self, key_id: &str, secret: &[u8]) -> Result<Keyring, InvalidKey> {
+    pub fn with_verifying_key(
+        mut self,
+        key_id: &str,
+        secret: &[u8],
+    ) -> Result<Keyring, InvalidKey> {
         let key = Key::new(key_id, secret)?;
         let inner = Arc::make_mut(&mut self.inner);
         inner.verifying.retain(|k| k.id != key.id);
