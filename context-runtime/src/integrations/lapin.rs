@@ -294,13 +294,46 @@ pub async fn publish(
     payload: &[u8],
     properties: BasicProperties,
 ) -> ::lapin::Result<PublisherConfirm> {
+    publish_using(
+        channel,
+        exchange,
+        routing_key,
+        payload,
+        properties,
+        propagator(),
+    )
+    .await
+}
+
+/// Like [`publish`], with the current context written by `propagator` (for
+/// example one that signs the identity, [`Propagator::keyring`]).
+///
+/// # Errors
+///
+/// As [`publish`].
+pub async fn publish_using(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+    propagator: &Propagator,
+) -> ::lapin::Result<PublisherConfirm> {
+    let properties = match crate::scope::store::current() {
+        Some(cx) => {
+            let mut headers = properties.headers().clone().unwrap_or_default();
+            inject_using(&cx, &mut headers, propagator);
+            properties.with_headers(headers)
+        }
+        None => properties,
+    };
     channel
         .basic_publish(
             exchange.into(),
             routing_key.into(),
             BasicPublishOptions::default(),
             payload,
-            inject_current_properties(properties),
+            properties,
         )
         .await
 }
@@ -426,7 +459,13 @@ impl Queue {
         payload: &[u8],
     ) -> ::lapin::Result<PublisherConfirm> {
         let properties = BasicProperties::default().with_delivery_mode(2);
-        publish(channel, "", &self.name, payload, properties).await
+        // With a keyring in the policy, the identity leaves signed.
+        let signing = self
+            .policy
+            .signing_keyring()
+            .map(|keyring| propagator().clone().sign_with(keyring.clone()));
+        let propagator = signing.as_ref().unwrap_or_else(|| propagator());
+        publish_using(channel, "", &self.name, payload, properties, propagator).await
     }
 
     /// Handles one delivery to the end: checked against the policy,

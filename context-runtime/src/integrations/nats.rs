@@ -338,7 +338,17 @@ impl Queue {
         js: &jetstream::Context,
         payload: &[u8],
     ) -> Result<PublishAckFuture, jetstream::context::PublishError> {
-        publish(js, self.subject.clone(), payload).await
+        // With a keyring in the policy, the identity leaves signed.
+        let Some(keyring) = self.policy.signing_keyring() else {
+            return publish(js, self.subject.clone(), payload).await;
+        };
+        let signing = propagator().clone().sign_with(keyring.clone());
+        let mut headers = HeaderMap::new();
+        if let Some(cx) = crate::scope::store::current() {
+            inject_using(&cx, &mut headers, &signing);
+        }
+        js.publish_with_headers(self.subject.clone(), headers, payload.to_vec().into())
+            .await
     }
 
     /// Handles one message to the end: checked against the policy,
