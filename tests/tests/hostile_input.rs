@@ -684,7 +684,8 @@ fn job_payloads() {
     let oversized = serde_json::json!({"ctx": null, "data": "x".repeat(2 << 20)});
     let nested = format!("{{\"data\":{}1{}}}", "[".repeat(10_000), "]".repeat(10_000));
 
-    let rows: Vec<(&str, Vec<u8>, Result<Option<&str>, RejectionKind>)> = vec![
+    type Row<'a> = (&'a str, Vec<u8>, Result<Option<&'a str>, RejectionKind>);
+    let rows: Vec<Row<'_>> = vec![
         (
             "signed, as sent",
             good.clone().into_bytes(),
@@ -707,8 +708,7 @@ fn job_payloads() {
         ),
         (
             "duplicated ctx",
-            format!(r#"{{"ctx":{{"tenantId":"acme"}},"ctx":{{"tenantId":"victim"}},"data":1}}"#)
-                .into_bytes(),
+            br#"{"ctx":{"tenantId":"acme"},"ctx":{"tenantId":"victim"},"data":1}"#.to_vec(),
             Err(RejectionKind::Unreadable),
         ),
         (

@@ -286,7 +286,7 @@ pub(crate) fn seal_payload(policy: &Policy, payload: &mut Value) {
 }
 
 /// Checks a job payload's size against
-/// [`MAX_JOB_PAYLOAD_BYTES`](crate::limits::MAX_JOB_PAYLOAD_BYTES), before it is parsed.
+/// [`MAX_JOB_PAYLOAD_BYTES`], before it is parsed.
 ///
 /// # Errors
 ///

@@ -100,7 +100,7 @@ where
 /// | [`Signed`](Trust::Signed) | signed by a key of the keyring, not too old | taken |
 /// | | unsigned, forged, expired, or signed with an unknown key | refused: [`UntrustedIdentity`] |
 /// | [`Baggage`](Trust::Baggage) | as it is (unsigned; an explicit opt-in for a closed system) | taken when valid, an error when invalid |
-/// | [`Resolver`](Trust::Resolver) | proven otherwise (verified auth claims) | what the resolver says; it may refuse |
+/// | `Resolver` (feature `http`) | proven otherwise (verified auth claims) | what the resolver says; it may refuse |
 ///
 /// Whatever the trust, identity-shaped baggage members (the configured
 /// keys, `tenantId`, `userRef`, any key ending in `tenant`, `tenantId`,
@@ -465,8 +465,10 @@ impl Propagator {
     ///
     /// # Errors
     ///
-    /// As [`try_extract_fields`](Propagator::try_extract_fields): an
-    /// invalid, unsigned, forged or expired identity where it matters.
+    /// [`CarrierError::InvalidTenant`] or [`CarrierError::InvalidUser`] for
+    /// an invalid identity member when identity is trusted, and
+    /// [`CarrierError::UntrustedIdentity`] for an unsigned, forged or expired
+    /// one under [`Trust::Signed`].
     pub fn try_extract_values(
         &self,
         traceparent: Option<&str>,

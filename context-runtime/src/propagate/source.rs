@@ -53,7 +53,7 @@ pub trait ContextSource {
     ///
     /// The default reads [`to_context`](ContextSource::to_context), which
     /// carries no signature, and then: [`Trust::Nothing`] and
-    /// [`Trust::Resolver`] drop the identity, [`Trust::Baggage`] keeps it,
+    /// `Trust::Resolver` drop the identity, [`Trust::Baggage`] keeps it,
     /// and [`Trust::Signed`] refuses a tenant or user as
     /// [`UntrustedIdentity::Unsigned`]. Sources that carry a signature
     /// ([`Carrier`], [`Job`](crate::jobs::Job), broker headers) verify it.

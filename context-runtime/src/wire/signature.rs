@@ -194,11 +194,11 @@ fn feed(mac: &mut HmacSha256, claims: &Claims<'_>, issued_at: u64) {
             text(mac, user.kind());
             match user.id() {
                 UserId::Number(n) => {
-                    mac.update(&[b'n']);
+                    mac.update(b"n");
                     mac.update(&n.to_be_bytes());
                 }
                 UserId::Text(t) => {
-                    mac.update(&[b't']);
+                    mac.update(b"t");
                     text(mac, t);
                 }
             }
