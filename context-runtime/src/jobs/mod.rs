@@ -444,12 +444,17 @@ where
                 warn_unsigned_once("jobs");
             }
         }
-        Err(rejection) => tracing::warn!(
-            target: "context_runtime::jobs",
-            kind = rejection.kind().as_str(),
-            reason = %rejection,
-            "job rejected before its handler"
-        ),
+        Err(rejection) => {
+            // The trace id the job names, when it can be read at all.
+            let trace_id = source.to_context().ok().map(|cx| cx.trace_id().to_string());
+            tracing::warn!(
+                target: "context_runtime::jobs",
+                trace_id = trace_id.as_deref().unwrap_or("-"),
+                kind = rejection.kind().as_str(),
+                reason = %rejection,
+                "job rejected before its handler"
+            );
+        }
     }
     read
 }

@@ -56,9 +56,22 @@ impl IntoResponse for TenantRequired {
 /// refused, `400 Bad Request` for anything else; the reason goes to the log.
 impl IntoResponse for CarrierError {
     fn into_response(self) -> Response {
-        match &self {
+        carrier_problem(&self, true)
+    }
+}
+
+/// The problem response for `error`, logged when `log` (a refusal the
+/// [`ContextLayer`](crate::tower::ContextLayer) made is logged there already).
+fn carrier_problem(error: &CarrierError, log: bool) -> Response {
+    let log_problem = |kind: &str, reason: &CarrierError| {
+        if log {
+            log_problem(kind, reason);
+        }
+    };
+    {
+        match error {
             CarrierError::UntrustedIdentity(UntrustedIdentity::Refused { .. }) => {
-                log_problem("identity-refused", &self);
+                log_problem("identity-refused", error);
                 problem(
                     StatusCode::FORBIDDEN,
                     "identity-refused",
@@ -67,7 +80,7 @@ impl IntoResponse for CarrierError {
                 )
             }
             CarrierError::UntrustedIdentity(_) => {
-                log_problem("untrusted-identity", &self);
+                log_problem("untrusted-identity", error);
                 problem(
                     StatusCode::UNAUTHORIZED,
                     "untrusted-identity",
@@ -76,7 +89,7 @@ impl IntoResponse for CarrierError {
                 )
             }
             CarrierError::InvalidTenant { .. } | CarrierError::InvalidUser { .. } => {
-                log_problem("invalid-identity", &self);
+                log_problem("invalid-identity", error);
                 problem(
                     StatusCode::BAD_REQUEST,
                     "invalid-identity",
@@ -85,7 +98,7 @@ impl IntoResponse for CarrierError {
                 )
             }
             _ => {
-                log_problem("invalid-context", &self);
+                log_problem("invalid-context", error);
                 problem(
                     StatusCode::BAD_REQUEST,
                     "invalid-context",
@@ -97,9 +110,9 @@ impl IntoResponse for CarrierError {
     }
 }
 
-/// As the [`CarrierError`] it holds.
+/// As the [`CarrierError`] it holds (logged by the layer already).
 impl IntoResponse for RefusedIdentity {
     fn into_response(self) -> Response {
-        self.error.into_response()
+        carrier_problem(&self.error, false)
     }
 }
