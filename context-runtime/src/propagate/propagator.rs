@@ -730,3 +730,87 @@ pub(crate) fn parse_user_token(token: &str) -> Option<UserRef> {
     };
     UserRef::new(kind, id).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyring() -> Keyring {
+        Keyring::new("k1", &[1; 32]).expect("a key")
+    }
+
+    fn cx() -> Context {
+        Context::root()
+            .with_tenant(TenantId::new("acme").expect("valid"))
+            .with_user(UserRef::user(1).expect("valid"))
+    }
+
+    #[test]
+    fn signatures_cover_what_the_outbound_policy_sends() {
+        for outbound in [Outbound::Identity, Outbound::TenantOnly] {
+            let hop = Propagator::new().keyring(keyring()).outbound(outbound);
+            let (parent, _, baggage) = hop.outgoing(&cx());
+            let read = hop
+                .try_extract_values(Some(&parent), None, baggage.as_deref())
+                .expect("verified");
+            assert_eq!(read.tenant(), cx().tenant(), "{outbound:?}");
+            assert_eq!(read.user().is_some(), outbound == Outbound::Identity);
+        }
+        let (parent, _, baggage) = Propagator::new()
+            .keyring(keyring())
+            .outbound(Outbound::TraceOnly)
+            .outgoing(&cx());
+        assert_eq!(baggage, None);
+        assert!(Propagator::new()
+            .keyring(keyring())
+            .try_extract_values(Some(&parent), None, None)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_signature_moved_to_another_trace_or_stripped_of_its_user_is_refused() {
+        let hop = Propagator::new().keyring(keyring());
+        let (parent, _, baggage) = hop.outgoing(&cx());
+        let baggage = baggage.expect("identity");
+        let other_trace =
+            TraceParent::new(TraceId::random(), SpanId::random(), TraceFlags::SAMPLED).to_string();
+        let untrusted = |r: Result<Context, CarrierError>| {
+            matches!(
+                r,
+                Err(CarrierError::UntrustedIdentity(
+                    UntrustedIdentity::BadSignature
+                ))
+            )
+        };
+        assert!(untrusted(hop.try_extract_values(
+            Some(&other_trace),
+            None,
+            Some(&baggage)
+        )));
+        assert!(untrusted(hop.try_extract_values(
+            None,
+            None,
+            Some(&baggage)
+        )));
+        let without_user: String = baggage
+            .split(',')
+            .filter(|m| !m.starts_with("userRef="))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(untrusted(hop.try_extract_values(
+            Some(&parent),
+            None,
+            Some(&without_user)
+        )));
+        // The lenient form runs without the identity, never with it.
+        let mut lenient = Context::root();
+        if let Ok(cx) =
+            hop.clone()
+                .trust(Trust::Nothing)
+                .try_extract_values(None, None, Some(&baggage))
+        {
+            lenient = cx;
+        }
+        assert!(lenient.tenant().is_none());
+    }
+}

@@ -573,6 +573,35 @@ mod tests {
     }
 
     #[test]
+    fn identity_shaped_keys() {
+        for key in [
+            "tenantId",
+            "userRef",
+            "acme.tenant",
+            "ACME.TENANT",
+            "x-tenant-id",
+            "tenant_ref",
+            "enduser.id",
+            "acme.user",
+            "auth.principal",
+            "ctx.sig",
+            "CTX.anything",
+        ] {
+            assert!(is_identity_shaped(key), "{key}");
+        }
+        for key in [
+            "region",
+            "tenantTier",
+            "userAgent",
+            "username",
+            "ctx",
+            "context",
+        ] {
+            assert!(!is_identity_shaped(key), "{key}");
+        }
+    }
+
+    #[test]
     fn rotation_age_and_malformed_signatures() {
         let old = Keyring::new("k1", &[1; 32]).expect("key");
         let new = Keyring::new("k2", &[2; 32])
