@@ -144,6 +144,19 @@ pub fn from_env_using(propagator: &Propagator) -> Context {
 /// [`CarrierError::Malformed`] for one that is not Unicode, and the
 /// identity errors of [`Propagator::try_extract_values`].
 pub fn try_from_env_using(propagator: &Propagator) -> Result<Context, CarrierError> {
+    read_env(propagator).inspect_err(|error| {
+        // One line, with the trace id the parent named (or a fresh one).
+        let parent = std::env::var(TRACEPARENT).ok();
+        let cx = propagator
+            .clone()
+            .trust(Trust::Nothing)
+            .try_extract_values(parent.as_deref().filter(|p| p.len() <= 64), None, None)
+            .unwrap_or_else(|_| Context::root());
+        crate::propagate::propagator::log_refused(&cx, "process", error);
+    })
+}
+
+fn read_env(propagator: &Propagator) -> Result<Context, CarrierError> {
     let (parent, state, baggage) = vars();
     let mut texts = [None, None, None];
     for ((name, value), slot) in [
