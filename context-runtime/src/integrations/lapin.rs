@@ -12,9 +12,12 @@
 //!   carrier, with [`ATTEMPT`] incremented), or publishes it to the
 //!   dead-letter exchange with the reason in [`REASON`], [`KIND`], [`TENANT`].
 //!
-//! Identity in these headers is trusted (see [the `jobs` module](crate::jobs#trust)): the
-//! tenant and user come from `baggage` members `tenantId` and `userRef`,
-//! and an invalid one dead-letters the message.
+//! Identity in these headers is taken as the queue's [`Policy`] says (see
+//! [the `jobs` module](crate::jobs#trust)): the tenant and user come from
+//! `baggage` members `tenantId` and `userRef`, signed in a `ctx.sig` member
+//! when the policy has a keyring (then [`Queue::publish`] signs, and an
+//! unsigned or forged identity dead-letters the message), and an invalid
+//! one dead-letters the message.
 //!
 //! ```no_run
 //! use context_runtime::lapin::{self as amqp, Queue};

@@ -14,7 +14,9 @@
 //!   dead-letter subject with the reason in [`REASON`], [`KIND`],
 //!   [`TENANT`], and terminates it.
 //!
-//! Identity in these headers is trusted (see [the `jobs` module](crate::jobs#trust)).
+//! Identity in these headers is taken as the queue's [`Policy`] says (see
+//! [the `jobs` module](crate::jobs#trust)): with a keyring, [`Queue::publish`]
+//! signs it and an unsigned or forged one is dead-lettered.
 //! Give the consumer a `max_deliver` above [`Policy::attempts`] (or none).
 //!
 //! ```no_run
