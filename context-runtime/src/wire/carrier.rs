@@ -52,7 +52,15 @@ pub const CARRIER_VERSION: u32 = 1;
 /// - a missing or invalid trace id becomes a fresh one, with one `tracing`
 ///   warning per process (the *trace-id safety net*);
 /// - an invalid tenant, user or baggage is a [`CarrierError`], never silently
-///   dropped into "no tenant".
+///   dropped into "no tenant";
+/// - a carrier over the [`limits`](crate::limits) (16 KiB of JSON, 64
+///   baggage members, 8,192 bytes of baggage) is [`CarrierError::TooLarge`].
+///
+/// Between your own services the identity is signed:
+/// [`Context::to_signed_carrier`] adds a `"sig"` field (which
+/// nestjs-context ignores) and [`Context::from_signed_carrier`] verifies it
+/// with a [`Keyring`]; [`Context::from_carrier`] alone trusts the carrier as
+/// written.
 ///
 /// The fields are checked by [`Context::from_carrier`], not while parsing, so a
 /// payload with a bad carrier still parses and can be dead-lettered with its
