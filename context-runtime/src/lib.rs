@@ -73,8 +73,9 @@
 //! | `testing` | `testing` | a cross-talk test kit to point at your own handlers, and helpers to build contexts in tests |
 //!
 //! Without a feature: [`fanout`] (scheduled work over many tenants, each in
-//! its own child scope), [`process`] (child processes), [`w3c`] (the codecs)
-//! and [`jobs`] (what every broker integration shares).
+//! its own child scope), [`process`] (child processes), [`w3c`] (the codecs),
+//! [`jobs`] (what every broker integration shares), [`Keyring`] (signed
+//! identity, see [`Trust`]) and [`limits`] (the input limits every path applies).
 //!
 //! # Architecture
 //!
@@ -86,7 +87,7 @@
 //! | --- | --- | --- |
 //! | `model` | the values: `Context`, the ids, tenant, user, and the W3C trace state and baggage a context holds, with their text forms | nothing |
 //! | `scope` | the scoped store and in-process crossings (tasks, threads, callbacks, fan-out); telemetry plugs in through a hook the store calls | `model` |
-//! | `wire` | the JSON carrier and the trace-id safety net; no I/O | `model` |
+//! | `wire` | the JSON carrier, the trace-id safety net, signed identity (`Keyring`) and the input limits; no I/O | `model` |
 //! | `propagate` | the `Propagator` (identity keys, trust, outbound policy), the W3C field names, `ContextSource`, a child's environment | `model`, `scope`, `wire` |
 //! | `jobs` | what every broker shares: the job envelope, the admission policy, rejections, dead letters | the above |
 //! | `integrations` | one module per cargo feature, named after it | everything above; nothing imports it |
@@ -120,12 +121,17 @@ pub use crate::propagate::env as process;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use crate::propagate::propagator::IdentityResolver;
 pub use crate::propagate::propagator::{Identity, Outbound, Propagator, Trust};
-pub use crate::propagate::source::ContextSource;
+pub use crate::propagate::source::{ContextSource, Untrusted};
 pub use crate::scope::fanout;
 pub use crate::scope::store::{current, tenant, trace_id, user, with_current, Scoped};
 pub use crate::scope::task::{spawn, spawn_blocking, FutureExt};
 pub use crate::scope::thread;
 pub use crate::wire::carrier::{Carrier, CarrierError, CARRIER_VERSION};
+pub use crate::wire::limits;
+pub use crate::wire::signature::{
+    Claims, InvalidKey, Keyring, UntrustedIdentity, DEFAULT_MAX_AGE, MAX_KEY_ID_LEN,
+    MIN_SECRET_LEN, SIGNATURE_BAGGAGE_KEY,
+};
 
 #[cfg(feature = "apalis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "apalis")))]

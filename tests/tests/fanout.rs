@@ -231,3 +231,51 @@ async fn concurrently_each_tenant_keeps_its_own_scope() {
         ]
     );
 }
+
+/// Tenant A's user does not act inside tenant B's scope, sequentially or
+/// concurrently, unless the caller asks for it (the control: with
+/// `keep_user` the user is there, so the first assertions can fail).
+#[tokio::test]
+async fn the_parents_user_stays_out_of_every_tenants_scope_unless_asked() {
+    use context_runtime::UserRef;
+
+    let admin = Context::root().with_user(UserRef::user(42).expect("valid"));
+    let user_in_scope = |_tenant: TenantId| async move {
+        Ok::<_, ()>(context_runtime::user().map(|u| u.to_string()))
+    };
+    let users = |results: fanout::TenantResults<Option<String>, ()>| {
+        results
+            .into_vec()
+            .into_iter()
+            .map(|(_, r)| r.expect("ok"))
+            .collect::<Vec<_>>()
+    };
+
+    let sequential = admin
+        .scope(fanout::for_each_tenant(tenants(&["a", "b"]), user_in_scope))
+        .await;
+    assert_eq!(users(sequential), [None, None]);
+    let concurrent = admin
+        .scope(fanout::for_each_tenant_concurrently(
+            tenants(&["a", "b", "c"]),
+            2,
+            user_in_scope,
+        ))
+        .await;
+    assert_eq!(users(concurrent), [None, None, None]);
+
+    let kept = admin
+        .scope(fanout::for_each_tenant_concurrently_with(
+            fanout::Options::new().keep_user(),
+            tenants(&["a", "b"]),
+            2,
+            user_in_scope,
+        ))
+        .await;
+    assert_eq!(
+        users(kept),
+        [Some("user:42".into()), Some("user:42".into())]
+    );
+    // The parent keeps its user.
+    assert!(admin.user().is_some());
+}

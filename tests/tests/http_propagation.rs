@@ -38,8 +38,11 @@ fn namespaced_keys_are_read_and_written() {
     ]));
     assert_eq!(cx.tenant().expect("tenant").as_str(), "t7");
     assert_eq!(cx.user().expect("user").to_string(), "service:billing");
-    // `tenantId` is not an identity key for this propagator: plain baggage.
-    assert_eq!(cx.baggage().get("tenantId"), Some("ignored"));
+    // `tenantId` is not an identity key for this propagator, but it is
+    // identity-shaped: it is neither taken nor kept as plain baggage, so it
+    // cannot be smuggled on to a hop keyed `tenantId` (issue 11).
+    assert_eq!(cx.tenant().expect("tenant").as_str(), "t7");
+    assert_eq!(cx.baggage().get("tenantId"), None);
 
     let mut out = HeaderMap::new();
     propagator.inject(&identity_cx(), &mut out);

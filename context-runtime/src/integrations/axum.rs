@@ -25,4 +25,5 @@
 mod extract;
 mod problem;
 
+pub use crate::integrations::tower::RefusedIdentity;
 pub use extract::{CurrentContext, Tenant};

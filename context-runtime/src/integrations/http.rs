@@ -37,8 +37,9 @@ use ::http::{Extensions, HeaderMap};
 use crate::model::context::Context;
 use crate::model::trace::SpanId;
 use crate::propagate::fields;
-use crate::propagate::propagator::{Propagator, Trust, Wire};
+use crate::propagate::propagator::{log_refused, Propagator, Trust, Wire};
 use crate::propagate::source::ContextSource;
+use crate::wire::carrier::CarrierError;
 
 /// The `traceparent` header.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static(fields::TRACEPARENT);
@@ -58,16 +59,70 @@ impl Propagator {
 
     /// Like [`extract`](Propagator::extract), with the request's extensions
     /// for an [`IdentityResolver`](crate::IdentityResolver).
+    ///
+    /// An identity that is claimed but refused (invalid, unsigned where a
+    /// [`keyring`](Propagator::keyring) requires a signature, forged,
+    /// expired, or refused by a resolver) is logged, one line with the trace
+    /// id and the reason, and the context has no tenant and no user; use
+    /// [`try_extract_with`](Propagator::try_extract_with) to reject the
+    /// request instead (as [`ContextLayer`](crate::tower::ContextLayer) does).
     pub fn extract_with(&self, headers: &HeaderMap, extensions: &Extensions) -> Context {
-        fn text(v: &HeaderValue) -> Option<&str> {
-            v.to_str().ok().map(str::trim)
+        match self.try_extract_with(headers, extensions) {
+            Ok(cx) => cx,
+            Err(error) => {
+                let cx = self
+                    .clone()
+                    .trust(Trust::Nothing)
+                    .try_extract_with(headers, extensions)
+                    .unwrap_or_else(|_| Context::root());
+                log_refused(&cx, "http", &error);
+                cx
+            }
         }
-        self.extract_fields(
+    }
+
+    /// Like [`extract`](Propagator::extract), refusing an identity that is
+    /// claimed but invalid or not trusted.
+    ///
+    /// ```
+    /// use context_runtime::{CarrierError, Propagator};
+    /// use ::http::HeaderMap;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("baggage", "tenantId=not%20valid".parse()?);
+    /// let internal = Propagator::new().trust_baggage_identity();
+    /// assert!(matches!(internal.try_extract(&headers), Err(CarrierError::InvalidTenant { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CarrierError::InvalidTenant`] or [`CarrierError::InvalidUser`] for
+    /// an invalid identity member under [`Trust::Baggage`] or
+    /// [`Trust::Signed`]; [`CarrierError::UntrustedIdentity`] for an
+    /// unsigned, forged or expired one under [`Trust::Signed`], or one a
+    /// resolver refused.
+    pub fn try_extract(&self, headers: &HeaderMap) -> Result<Context, CarrierError> {
+        self.try_extract_with(headers, &Extensions::new())
+    }
+
+    /// Like [`extract_with`](Propagator::extract_with), refusing an identity
+    /// that is claimed but invalid or not trusted.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_extract`](Propagator::try_extract).
+    pub fn try_extract_with(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Context, CarrierError> {
+        self.try_extract_fields(
             headers.get_all(TRACEPARENT).iter().map(text),
             headers.get_all(TRACESTATE).iter().map(text),
             headers.get_all(BAGGAGE).iter().map(text),
             |trust| match trust {
-                Trust::Resolver(resolver) => Some(resolver.resolve(headers, extensions)),
+                Trust::Resolver(resolver) => Some(resolver.try_resolve(headers, extensions)),
                 _ => None,
             },
         )
@@ -98,6 +153,10 @@ impl Propagator {
             headers.insert(BAGGAGE, value);
         }
     }
+}
+
+fn text(v: &HeaderValue) -> Option<&str> {
+    v.to_str().ok().map(str::trim)
 }
 
 /// Reads a context from incoming headers with the default [`Propagator`]:

@@ -12,9 +12,12 @@
 //!   carrier, with [`ATTEMPT`] incremented), or publishes it to the
 //!   dead-letter exchange with the reason in [`REASON`], [`KIND`], [`TENANT`].
 //!
-//! Identity in these headers is trusted (see [the `jobs` module](crate::jobs#trust)): the
-//! tenant and user come from `baggage` members `tenantId` and `userRef`,
-//! and an invalid one dead-letters the message.
+//! Identity in these headers is taken as the queue's [`Policy`] says (see
+//! [the `jobs` module](crate::jobs#trust)): the tenant and user come from
+//! `baggage` members `tenantId` and `userRef`, signed in a `ctx.sig` member
+//! when the policy has a keyring (then [`Queue::publish`] signs, and an
+//! unsigned or forged identity dead-letters the message), and an invalid
+//! one dead-letters the message.
 //!
 //! ```no_run
 //! use context_runtime::lapin::{self as amqp, Queue};
@@ -75,8 +78,9 @@ use crate::jobs::{admit, run_in, DeadLetter, Outcome, Policy, RejectionKind};
 use crate::model::context::Context;
 use crate::model::trace::SpanId;
 use crate::propagate::fields;
+use crate::propagate::propagator::Trust;
 use crate::propagate::propagator::{claimed_trace_id, Propagator, Wire};
-use crate::propagate::source::ContextSource;
+use crate::propagate::source::{ContextSource, Untrusted};
 use crate::wire::carrier::CarrierError;
 
 /// The header with the W3C `traceparent`.
@@ -206,6 +210,17 @@ impl ContextSource for FieldTable {
     fn to_context(&self) -> Result<Context, CarrierError> {
         extract(self)
     }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        _job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        extract_using(self, &propagator().clone().trust(trust.clone())).map_err(|e| match e {
+            CarrierError::UntrustedIdentity(e) => Untrusted::Identity(e),
+            e => Untrusted::Read(e),
+        })
+    }
 }
 
 /// The properties' headers (none: a fresh trace and no tenant).
@@ -218,6 +233,17 @@ impl ContextSource for BasicProperties {
             None => extract(&FieldTable::default()),
         }
     }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        match self.headers() {
+            Some(headers) => headers.to_trusted_context(trust, job_id),
+            None => FieldTable::default().to_trusted_context(trust, job_id),
+        }
+    }
 }
 
 /// The delivery's headers, so a handler can say `#[with_context(from = "delivery")]`.
@@ -226,6 +252,14 @@ impl ContextSource for Delivery {
 
     fn to_context(&self) -> Result<Context, CarrierError> {
         self.properties.to_context()
+    }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        self.properties.to_trusted_context(trust, job_id)
     }
 }
 
@@ -263,13 +297,46 @@ pub async fn publish(
     payload: &[u8],
     properties: BasicProperties,
 ) -> ::lapin::Result<PublisherConfirm> {
+    publish_using(
+        channel,
+        exchange,
+        routing_key,
+        payload,
+        properties,
+        propagator(),
+    )
+    .await
+}
+
+/// Like [`publish`], with the current context written by `propagator` (for
+/// example one that signs the identity, [`Propagator::keyring`]).
+///
+/// # Errors
+///
+/// As [`publish`].
+pub async fn publish_using(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+    propagator: &Propagator,
+) -> ::lapin::Result<PublisherConfirm> {
+    let properties = match crate::scope::store::current() {
+        Some(cx) => {
+            let mut headers = properties.headers().clone().unwrap_or_default();
+            inject_using(&cx, &mut headers, propagator);
+            properties.with_headers(headers)
+        }
+        None => properties,
+    };
     channel
         .basic_publish(
             exchange.into(),
             routing_key.into(),
             BasicPublishOptions::default(),
             payload,
-            inject_current_properties(properties),
+            properties,
         )
         .await
 }
@@ -395,7 +462,13 @@ impl Queue {
         payload: &[u8],
     ) -> ::lapin::Result<PublisherConfirm> {
         let properties = BasicProperties::default().with_delivery_mode(2);
-        publish(channel, "", &self.name, payload, properties).await
+        // With a keyring in the policy, the identity leaves signed.
+        let signing = self
+            .policy
+            .signing_keyring()
+            .map(|keyring| propagator().clone().sign_with(keyring.clone()));
+        let propagator = signing.as_ref().unwrap_or_else(|| propagator());
+        publish_using(channel, "", &self.name, payload, properties, propagator).await
     }
 
     /// Handles one delivery to the end: checked against the policy,

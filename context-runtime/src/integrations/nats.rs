@@ -14,7 +14,9 @@
 //!   dead-letter subject with the reason in [`REASON`], [`KIND`],
 //!   [`TENANT`], and terminates it.
 //!
-//! Identity in these headers is trusted (see [the `jobs` module](crate::jobs#trust)).
+//! Identity in these headers is taken as the queue's [`Policy`] says (see
+//! [the `jobs` module](crate::jobs#trust)): with a keyring, [`Queue::publish`]
+//! signs it and an unsigned or forged one is dead-lettered.
 //! Give the consumer a `max_deliver` above [`Policy::attempts`] (or none).
 //!
 //! ```no_run
@@ -78,8 +80,9 @@ use crate::jobs::{admit, run_in, DeadLetter, Outcome, Policy, RejectionKind};
 use crate::model::context::Context;
 use crate::model::trace::SpanId;
 use crate::propagate::fields;
+use crate::propagate::propagator::Trust;
 use crate::propagate::propagator::{claimed_trace_id, Propagator, Wire};
-use crate::propagate::source::ContextSource;
+use crate::propagate::source::{ContextSource, Untrusted};
 use crate::wire::carrier::CarrierError;
 
 /// The header with the W3C `traceparent`.
@@ -174,12 +177,33 @@ fn extract_optional(headers: Option<&HeaderMap>) -> Result<Context, CarrierError
     }
 }
 
+/// The headers read with the NATS [`propagator`] under `trust` (a queue's policy).
+fn extract_trusted(
+    headers: Option<&HeaderMap>,
+    trust: &Trust,
+) -> Result<Context, Untrusted<CarrierError>> {
+    let propagator = propagator().clone().trust(trust.clone());
+    let empty = HeaderMap::new();
+    extract_using(headers.unwrap_or(&empty), &propagator).map_err(|e| match e {
+        CarrierError::UntrustedIdentity(e) => Untrusted::Identity(e),
+        e => Untrusted::Read(e),
+    })
+}
+
 /// Headers read strictly with the NATS [`propagator`] (see [`extract`]).
 impl ContextSource for HeaderMap {
     type Error = CarrierError;
 
     fn to_context(&self) -> Result<Context, CarrierError> {
         extract(self)
+    }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        _job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        extract_trusted(Some(self), trust)
     }
 }
 
@@ -190,6 +214,14 @@ impl ContextSource for ::async_nats::Message {
     fn to_context(&self) -> Result<Context, CarrierError> {
         extract_optional(self.headers.as_ref())
     }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        _job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        extract_trusted(self.headers.as_ref(), trust)
+    }
 }
 
 /// The message's headers, so a handler can say `#[with_context(from = "message")]`.
@@ -198,6 +230,14 @@ impl ContextSource for jetstream::Message {
 
     fn to_context(&self) -> Result<Context, CarrierError> {
         extract_optional(self.headers.as_ref())
+    }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        _job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        extract_trusted(self.headers.as_ref(), trust)
     }
 }
 
@@ -300,7 +340,17 @@ impl Queue {
         js: &jetstream::Context,
         payload: &[u8],
     ) -> Result<PublishAckFuture, jetstream::context::PublishError> {
-        publish(js, self.subject.clone(), payload).await
+        // With a keyring in the policy, the identity leaves signed.
+        let Some(keyring) = self.policy.signing_keyring() else {
+            return publish(js, self.subject.clone(), payload).await;
+        };
+        let signing = propagator().clone().sign_with(keyring.clone());
+        let mut headers = HeaderMap::new();
+        if let Some(cx) = crate::scope::store::current() {
+            inject_using(&cx, &mut headers, &signing);
+        }
+        js.publish_with_headers(self.subject.clone(), headers, payload.to_vec().into())
+            .await
     }
 
     /// Handles one message to the end: checked against the policy,

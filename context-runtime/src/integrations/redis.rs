@@ -121,6 +121,8 @@ impl Queue {
     }
 
     /// Enqueues a job made beforehand (with [`Job::new`] or [`Job::current`]).
+    /// When the queue's [`Policy`] has a keyring, an unsigned carrier is
+    /// signed with it.
     ///
     /// # Errors
     ///
@@ -130,7 +132,15 @@ impl Queue {
         conn: &mut impl ConnectionLike,
         job: &Job<T>,
     ) -> RedisResult<()> {
-        let payload = serde_json::to_vec(job).map_err(json_error)?;
+        let payload = match self.policy.signing_keyring() {
+            None => serde_json::to_vec(job).map_err(json_error)?,
+            Some(_) => {
+                // With a keyring in the policy, the identity leaves signed.
+                let mut payload = serde_json::to_value(job).map_err(json_error)?;
+                crate::jobs::seal_payload(&self.policy, &mut payload);
+                serde_json::to_vec(&payload).map_err(json_error)?
+            }
+        };
         ::redis::cmd("LPUSH")
             .arg(&self.name)
             .arg(payload)
@@ -285,6 +295,7 @@ pub(crate) async fn read_dead_letters(
 /// The job's JSON object and the job; a payload that is not one is unreadable.
 fn read_job<T: DeserializeOwned>(raw: &[u8]) -> Result<(Value, Job<T>), Rejection> {
     let unreadable = |reason: String| Rejection::Unreadable { reason };
+    crate::jobs::check_payload_size(raw)?;
     let value = match serde_json::from_slice::<Value>(raw) {
         Ok(value @ Value::Object(_)) => value,
         Ok(_) => return Err(unreadable("not a JSON object".into())),

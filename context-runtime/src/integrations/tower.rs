@@ -8,14 +8,32 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::model::context::Context;
-use crate::propagate::propagator::Propagator;
+use crate::propagate::propagator::{log_refused, Propagator, Trust};
 use crate::scope::store::Scoped;
+use crate::wire::carrier::CarrierError;
+
+/// Put in a request's extensions by [`ContextLayer`] when the request
+/// claimed an identity the propagator refused (invalid, unsigned where a
+/// keyring requires a signature, forged, expired, or refused by a
+/// resolver). The request's context then has no tenant and no user, and the
+/// axum extractors reject the request with a problem response (`400` for an
+/// invalid identity, `401` for an unverified one, `403` for one a resolver
+/// refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedIdentity {
+    /// Why the identity was refused (for logs, not for the client).
+    pub error: CarrierError,
+}
 
 /// A tower [`Layer`] that runs every request inside the context its headers
 /// carry (see [`Propagator::extract_with`]), or a fresh one.
 ///
 /// The context is current while the inner service is called and while its
 /// response future runs, and it is put in the request's extensions.
+///
+/// A request whose identity is refused (see [`RefusedIdentity`]) runs with
+/// its trace and no identity, with the refusal in its extensions; the
+/// refusal is logged once, with the trace id and the reason.
 #[derive(Debug, Clone, Default)]
 pub struct ContextLayer {
     propagator: Arc<Propagator>,
@@ -61,9 +79,20 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let cx = self
+        let cx = match self
             .propagator
-            .extract_with(request.headers(), request.extensions());
+            .try_extract_with(request.headers(), request.extensions())
+        {
+            Ok(cx) => cx,
+            Err(error) => {
+                let cx = Propagator::clone(&self.propagator)
+                    .trust(Trust::Nothing)
+                    .extract(request.headers());
+                log_refused(&cx, "http", &error);
+                request.extensions_mut().insert(RefusedIdentity { error });
+                cx
+            }
+        };
         request.extensions_mut().insert::<Context>(cx.clone());
         let future = cx.scope_sync(|| self.inner.call(request));
         cx.scope(future)

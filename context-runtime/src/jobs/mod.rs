@@ -30,11 +30,24 @@
 //!
 //! # Trust
 //!
-//! Identity (tenant and user) in broker *headers* is trusted: the producer
-//! is your own system, and a broker is not a public endpoint. An invalid
-//! tenant there is an error, never "no tenant". Use the `*_using` functions
-//! with a [`Propagator`](crate::Propagator) that does not trust baggage when
-//! a queue is fed by a third party.
+//! Anyone who can write to a queue can claim a tenant, so a [`Policy`]
+//! says whose identity it takes ([`Trust`], the same model as the HTTP
+//! layer's):
+//!
+//! - **With a keyring** ([`Policy::keyring`]): only identity signed by one of
+//!   its keys, within its maximum age, is taken. An unsigned tenant, a
+//!   forged or edited one, an unknown key id or an expired signature is
+//!   dead-lettered as [`RejectionKind::UntrustedIdentity`] with its reason,
+//!   and the handler never runs. Producers sign with the same keyring
+//!   ([`Job::signed`], the Redis queue's `enqueue` with the policy, or a
+//!   [`Propagator::keyring`](crate::Propagator::keyring) for headers).
+//! - **Without one** (the default): identity is trusted unsigned, as in a
+//!   closed system, and the first job that carries one logs a warning, once
+//!   per process. Say [`Policy::trust`]`(Trust::Baggage)` to opt in
+//!   explicitly (no warning), or `Trust::Nothing` for a queue fed by a third
+//!   party (its jobs then have no tenant).
+//!
+//! An invalid tenant is an error on every wire, never "no tenant".
 //!
 //! ```
 //! use context_runtime::jobs::{admit, Job, Policy, RejectionKind};
@@ -60,8 +73,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::context::Context;
-use crate::propagate::source::ContextSource;
+use crate::propagate::propagator::{warn_unsigned_once, Trust};
+use crate::propagate::source::{ContextSource, Untrusted};
 use crate::wire::carrier::{Carrier, CarrierError};
+use crate::wire::limits::MAX_JOB_PAYLOAD_BYTES;
+use crate::wire::signature::{Keyring, UntrustedIdentity};
 
 #[cfg(any(feature = "redis", feature = "lapin", feature = "nats"))]
 mod run;
@@ -153,6 +169,37 @@ impl<T> Job<T> {
         }
     }
 
+    /// The job with its carrier's identity signed by `keyring` (covering the
+    /// job id, once the envelope has one). A job without a carrier is left
+    /// as it is.
+    ///
+    /// ```
+    /// use context_runtime::jobs::{admit, Job, Policy, RejectionKind};
+    /// use context_runtime::{Context, Keyring, TenantId};
+    ///
+    /// let keyring = Keyring::new("k1", &[5u8; 32])?;
+    /// let policy = Policy::new().keyring(keyring.clone());
+    /// let cx = Context::root().with_tenant(TenantId::new("acme")?);
+    ///
+    /// let signed = Job::new(&cx, 1).signed(&keyring);
+    /// assert!(admit(&signed, &policy).is_ok());
+    ///
+    /// let unsigned = Job::new(&cx, 1);
+    /// assert_eq!(admit(&unsigned, &policy).unwrap_err().kind(), RejectionKind::UntrustedIdentity);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn signed(mut self, keyring: &Keyring) -> Job<T> {
+        let job_id = self.job_id().map(str::to_owned);
+        sign_ctx(&mut self.ctx, keyring, job_id.as_deref());
+        self
+    }
+
+    /// The id a signature covers: the job's id once the envelope has one
+    /// (`None` until then).
+    fn job_id(&self) -> Option<&str> {
+        None
+    }
+
     /// The delivery attempt on the consumer side: 1 the first time, 2 on
     /// the first retry, and so on.
     pub fn attempt(&self) -> u32 {
@@ -195,14 +242,79 @@ impl<T> ContextSource for Job<T> {
     fn to_context(&self) -> Result<Context, CarrierError> {
         self.carrier()?.to_context()
     }
+
+    fn to_trusted_context(
+        &self,
+        trust: &Trust,
+        job_id: Option<&str>,
+    ) -> Result<Context, Untrusted<CarrierError>> {
+        let carrier = self.carrier().map_err(Untrusted::Read)?;
+        carrier.to_trusted_context(trust, job_id.or(self.job_id()))
+    }
 }
 
-/// What a consumer accepts: whether a job needs a tenant, and how many
-/// times a failing handler runs before the job is dead-lettered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Signs the carrier in a job's `ctx` (a JSON object) in place; anything
+/// else is left as it is.
+fn sign_ctx(ctx: &mut Option<Value>, keyring: &Keyring, job_id: Option<&str>) {
+    let Some(value) = ctx.as_mut() else { return };
+    let Ok(carrier) = Carrier::deserialize(&*value) else {
+        return;
+    };
+    let Ok(cx) = Context::from_carrier(&carrier) else {
+        return;
+    };
+    if let Value::Object(fields) = value {
+        fields.insert(
+            "sig".into(),
+            Value::String(keyring.sign(&cx.claims(job_id))),
+        );
+    }
+}
+
+/// Signs the job in a serialized payload (`{"ctx": …, "data": …}`) with the
+/// policy's keyring, if it has one and the carrier is not signed yet.
+#[cfg(feature = "redis")]
+pub(crate) fn seal_payload(policy: &Policy, payload: &mut Value) {
+    let Some(keyring) = policy.signing_keyring() else {
+        return;
+    };
+    let Value::Object(job) = payload else { return };
+    let mut ctx = job.remove("ctx");
+    if ctx.as_ref().and_then(|c| c.get("sig")).is_none() {
+        sign_ctx(&mut ctx, keyring, None);
+    }
+    if let Some(ctx) = ctx {
+        job.insert("ctx".into(), ctx);
+    }
+}
+
+/// Checks a job payload's size against
+/// [`MAX_JOB_PAYLOAD_BYTES`], before it is parsed.
+///
+/// # Errors
+///
+/// [`Rejection::Unreadable`] for a payload over the limit.
+pub fn check_payload_size(payload: &[u8]) -> Result<(), Rejection> {
+    if payload.len() > MAX_JOB_PAYLOAD_BYTES {
+        return Err(Rejection::Unreadable {
+            reason: format!(
+                "the payload has {} bytes, over the limit of {MAX_JOB_PAYLOAD_BYTES}",
+                payload.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What a consumer accepts: whose identity it trusts ([`Trust`]), whether a
+/// job needs a tenant, and how many times a failing handler runs before the
+/// job is dead-lettered.
+#[derive(Debug, Clone)]
 pub struct Policy {
     tenant_required: bool,
     max_attempts: u32,
+    /// `None`: the default, unsigned identity trusted with a warning.
+    trust: Option<Trust>,
 }
 
 impl Default for Policy {
@@ -217,6 +329,36 @@ impl Policy {
         Policy {
             tenant_required: true,
             max_attempts: 3,
+            trust: None,
+        }
+    }
+
+    /// Whose identity jobs may carry (see [the module docs](self#trust)).
+    pub fn trust(mut self, trust: Trust) -> Policy {
+        self.trust = Some(trust);
+        self
+    }
+
+    /// Only identity signed by a key of `keyring` is taken; unsigned,
+    /// forged or expired identity is dead-lettered as
+    /// [`RejectionKind::UntrustedIdentity`]. Producers that take this
+    /// policy (the Redis queue's `enqueue`) sign with it.
+    pub fn keyring(self, keyring: Keyring) -> Policy {
+        self.trust(Trust::Signed(keyring))
+    }
+
+    /// The trust this policy applies: the one given, or by default
+    /// [`Trust::Baggage`] (unsigned identity, with a warning once).
+    pub fn trust_policy(&self) -> &Trust {
+        const DEFAULT: &Trust = &Trust::Baggage;
+        self.trust.as_ref().unwrap_or(DEFAULT)
+    }
+
+    /// The keyring producers sign with, when the policy has one.
+    pub fn signing_keyring(&self) -> Option<&Keyring> {
+        match &self.trust {
+            Some(Trust::Signed(keyring)) => Some(keyring),
+            _ => None,
         }
     }
 
@@ -266,16 +408,58 @@ impl Policy {
 ///
 /// The [`Rejection`] to dead-letter the job with: a carrier that does not
 /// parse or names an invalid identity, or no tenant where one is required.
+///
+/// Every rejection logs one line (target `context_runtime::jobs`) with the
+/// claimed trace id, the kind and the reason.
 pub fn admit<S>(source: &S, policy: &Policy) -> Result<Context, Rejection>
 where
     S: ContextSource + ?Sized,
     S::Error: Into<Rejection>,
 {
-    let cx = source.to_context().map_err(Into::into)?;
-    if policy.tenant_required && cx.tenant().is_none() {
-        return Err(Rejection::TenantRequired);
+    admit_job(source, policy, None)
+}
+
+/// Like [`admit`], for a job whose id (`job_id`) its signature covers.
+///
+/// # Errors
+///
+/// As [`admit`].
+pub fn admit_job<S>(source: &S, policy: &Policy, job_id: Option<&str>) -> Result<Context, Rejection>
+where
+    S: ContextSource + ?Sized,
+    S::Error: Into<Rejection>,
+{
+    let read = source
+        .to_trusted_context(policy.trust_policy(), job_id)
+        .map_err(|e| match e {
+            Untrusted::Read(e) => e.into(),
+            Untrusted::Identity(e) => Rejection::UntrustedIdentity(e),
+        })
+        .and_then(|cx| {
+            if policy.tenant_required && cx.tenant().is_none() {
+                return Err(Rejection::TenantRequired);
+            }
+            Ok(cx)
+        });
+    match &read {
+        Ok(cx) => {
+            if policy.trust.is_none() && (cx.tenant().is_some() || cx.user().is_some()) {
+                warn_unsigned_once("jobs");
+            }
+        }
+        Err(rejection) => {
+            // The trace id the job names, when it can be read at all.
+            let trace_id = source.to_context().ok().map(|cx| cx.trace_id().to_string());
+            tracing::warn!(
+                target: "context_runtime::jobs",
+                trace_id = trace_id.as_deref().unwrap_or("-"),
+                kind = rejection.kind().as_str(),
+                reason = %rejection,
+                "job rejected before its handler"
+            );
+        }
     }
-    Ok(cx)
+    read
 }
 
 /// What kind of [`Rejection`] dead-lettered a job.
@@ -292,6 +476,10 @@ pub enum RejectionKind {
     TenantRequired,
     /// The handler failed on every allowed attempt.
     Exhausted,
+    /// The identity is not trusted: unsigned where the policy requires a
+    /// signature, forged, signed with an unknown key, or expired
+    /// (`"untrusted_identity"`).
+    UntrustedIdentity,
 }
 
 impl RejectionKind {
@@ -302,6 +490,7 @@ impl RejectionKind {
             RejectionKind::InvalidCarrier => "invalid_carrier",
             RejectionKind::TenantRequired => "tenant_required",
             RejectionKind::Exhausted => "exhausted",
+            RejectionKind::UntrustedIdentity => "untrusted_identity",
         }
     }
 
@@ -312,6 +501,7 @@ impl RejectionKind {
             RejectionKind::InvalidCarrier,
             RejectionKind::TenantRequired,
             RejectionKind::Exhausted,
+            RejectionKind::UntrustedIdentity,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -344,6 +534,8 @@ pub enum Rejection {
         /// The last error.
         error: String,
     },
+    /// The identity is not trusted (see [`UntrustedIdentity`]).
+    UntrustedIdentity(UntrustedIdentity),
 }
 
 impl Rejection {
@@ -354,6 +546,7 @@ impl Rejection {
             Rejection::InvalidCarrier(_) => RejectionKind::InvalidCarrier,
             Rejection::TenantRequired => RejectionKind::TenantRequired,
             Rejection::Exhausted { .. } => RejectionKind::Exhausted,
+            Rejection::UntrustedIdentity(_) => RejectionKind::UntrustedIdentity,
         }
     }
 
@@ -382,15 +575,23 @@ impl fmt::Display for Rejection {
                     "the handler failed {attempts} time(s), last with: {error}"
                 )
             }
+            Rejection::UntrustedIdentity(e) => {
+                write!(f, "the job's identity is not trusted: {e}")
+            }
         }
     }
 }
 
 impl std::error::Error for Rejection {}
 
+/// The same invalid identity gives the same rejection on every wire: an
+/// untrusted identity is [`Rejection::UntrustedIdentity`], whatever read it.
 impl From<CarrierError> for Rejection {
     fn from(e: CarrierError) -> Self {
-        Rejection::InvalidCarrier(e)
+        match e {
+            CarrierError::UntrustedIdentity(e) => Rejection::UntrustedIdentity(e),
+            e => Rejection::InvalidCarrier(e),
+        }
     }
 }
 

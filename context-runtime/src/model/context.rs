@@ -167,6 +167,12 @@ impl Context {
         self.child(|i| i.tenant = None)
     }
 
+    /// A child without a user (same trace), for work that must not act for
+    /// the parent's user.
+    pub fn without_user(&self) -> Context {
+        self.child(|i| i.user = None)
+    }
+
     /// A child with this user (same trace).
     pub fn with_user(&self, user: UserRef) -> Context {
         self.child(|i| i.user = Some(user))

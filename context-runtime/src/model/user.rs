@@ -48,6 +48,13 @@ pub enum InvalidUserRef {
     ControlChar,
     /// The `type` or the id is longer than 256 bytes.
     TooLong,
+    /// The `type` contains `:`, which separates it from the id in the
+    /// compact `type:id` token.
+    ColonInKind,
+    /// The `type` or the id contains a bidirectional-override (U+202A to
+    /// U+202E, U+2066 to U+2069) or zero-width (U+200B to U+200F, U+FEFF)
+    /// character, which would disguise it in logs.
+    InvisibleChar,
 }
 
 impl fmt::Display for InvalidUserRef {
@@ -59,6 +66,10 @@ impl fmt::Display for InvalidUserRef {
             InvalidUserRef::TooLong => {
                 "a user reference's `type` and `id` have at most 256 bytes each"
             }
+            InvalidUserRef::ColonInKind => "a user reference's `type` must not contain `:`",
+            InvalidUserRef::InvisibleChar => {
+                "a user reference must not contain bidirectional-override or zero-width characters"
+            }
         })
     }
 }
@@ -69,15 +80,26 @@ fn check_part(s: &str) -> Result<(), InvalidUserRef> {
     if s.len() > 256 {
         return Err(InvalidUserRef::TooLong);
     }
-    let control = if s.is_ascii() {
-        s.bytes().any(|c| c.is_ascii_control())
-    } else {
-        s.chars().any(char::is_control)
-    };
-    if control {
-        return Err(InvalidUserRef::ControlChar);
+    if s.is_ascii() {
+        if s.bytes().any(|c| c.is_ascii_control()) {
+            return Err(InvalidUserRef::ControlChar);
+        }
+        return Ok(());
+    }
+    for c in s.chars() {
+        if c.is_control() {
+            return Err(InvalidUserRef::ControlChar);
+        }
+        if is_invisible(c) {
+            return Err(InvalidUserRef::InvisibleChar);
+        }
     }
     Ok(())
+}
+
+/// Bidirectional overrides and isolates, and zero-width characters.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 impl UserRef {
@@ -89,6 +111,8 @@ impl UserRef {
     /// let user = UserRef::new("service", "billing")?;
     /// assert_eq!(user.to_string(), "service:billing");
     /// assert!(UserRef::new("", 1).is_err());
+    /// assert!(UserRef::new("svc:admin", 1).is_err()); // `type:id` must stay unambiguous
+    /// assert!(UserRef::new("user", "bob\u{202E}nimda").is_err()); // no bidi overrides
     /// # Ok::<(), context_runtime::InvalidUserRef>(())
     /// ```
     pub fn new(kind: impl AsRef<str>, id: impl Into<UserId>) -> Result<Self, InvalidUserRef> {
@@ -97,6 +121,9 @@ impl UserRef {
             return Err(InvalidUserRef::EmptyKind);
         }
         check_part(kind)?;
+        if kind.contains(':') {
+            return Err(InvalidUserRef::ColonInKind);
+        }
         let id = id.into();
         if let UserId::Text(text) = &id {
             if text.is_empty() {

@@ -15,12 +15,12 @@
 //! # }
 //! ```
 
-use std::ffi::OsStr;
-
 use crate::model::context::Context;
 use crate::model::trace::SpanId;
 use crate::propagate::fields;
-use crate::propagate::propagator::{Propagator, Wire};
+use crate::propagate::propagator::{Propagator, Trust, Wire};
+use crate::wire::carrier::CarrierError;
+use crate::wire::limits::MAX_FIELD_BYTES;
 
 /// The environment variable with the W3C `traceparent`.
 pub const TRACEPARENT: &str = fields::ENV_TRACEPARENT;
@@ -90,7 +90,8 @@ command_ext!(std::process::Command);
 command_ext!(tokio::process::Command);
 
 /// The propagator for the environment: the default keys, and since the
-/// parent process set the environment, the identity in `BAGGAGE` is trusted.
+/// parent process set the environment, the identity in `BAGGAGE` is trusted
+/// unsigned (with a warning, once per process, when one arrives).
 fn process_propagator() -> &'static Propagator {
     Propagator::for_wire(Wire::Process)
 }
@@ -99,16 +100,99 @@ fn process_propagator() -> &'static Propagator {
 /// and `BAGGAGE`: its trace, a new one when absent or invalid, and the tenant
 /// and user from `BAGGAGE` (trusted: the parent chose this environment).
 /// Its [`source`](Context::source) is `"process"`.
+///
+/// A parent that signs (`inject_using` with a
+/// [`Propagator::keyring`]) is read with [`try_from_env_using`] and the
+/// same keyring.
 pub fn from_env() -> Context {
-    from_env_using(process_propagator())
+    let cx = from_env_using(process_propagator());
+    if cx.tenant().is_some() || cx.user().is_some() {
+        crate::propagate::propagator::warn_unsigned_once("process");
+    }
+    cx
 }
 
-/// Like [`from_env`] with an explicit [`Propagator`].
+/// Like [`from_env`] with an explicit [`Propagator`]. A variable longer than
+/// [`MAX_FIELD_BYTES`](crate::limits::MAX_FIELD_BYTES) is ignored; an
+/// identity that is refused is logged and left out.
 pub fn from_env_using(propagator: &Propagator) -> Context {
-    let var = |name: &str| std::env::var_os(name);
-    let (parent, state, baggage) = (var(TRACEPARENT), var(TRACESTATE), var(BAGGAGE));
+    let (parent, state, baggage) = vars();
     fn text(v: &Option<std::ffi::OsString>) -> Option<Option<&str>> {
-        v.as_deref().map(OsStr::to_str)
+        let v = v.as_deref().filter(|v| v.len() <= MAX_FIELD_BYTES)?;
+        Some(v.to_str())
     }
     propagator.extract_fields(text(&parent), text(&state), text(&baggage), |_| None)
+}
+
+/// Like [`from_env_using`], refusing what the propagator does not trust.
+///
+/// ```
+/// use context_runtime::{process, Context, Keyring, Propagator, TenantId};
+///
+/// let keyring = Keyring::new("k1", &[3u8; 32])?;
+/// let signed = Propagator::new().keyring(keyring);
+/// // In the child of a parent that did `inject_using(&cx, &signed)`:
+/// let cx = process::try_from_env_using(&signed)?;
+/// # let _ = cx;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// [`CarrierError::TooLarge`] for a variable longer than
+/// [`MAX_FIELD_BYTES`](crate::limits::MAX_FIELD_BYTES),
+/// [`CarrierError::Malformed`] for one that is not Unicode, and the
+/// identity errors of [`Propagator::try_extract_values`].
+pub fn try_from_env_using(propagator: &Propagator) -> Result<Context, CarrierError> {
+    read_env(propagator).inspect_err(|error| {
+        // One line, with the trace id the parent named (or a fresh one).
+        let parent = std::env::var(TRACEPARENT).ok();
+        let cx = propagator
+            .clone()
+            .trust(Trust::Nothing)
+            .try_extract_values(parent.as_deref().filter(|p| p.len() <= 64), None, None)
+            .unwrap_or_else(|_| Context::root());
+        crate::propagate::propagator::log_refused(&cx, "process", error);
+    })
+}
+
+fn read_env(propagator: &Propagator) -> Result<Context, CarrierError> {
+    let (parent, state, baggage) = vars();
+    let mut texts = [None, None, None];
+    for ((name, value), slot) in [
+        (TRACEPARENT, &parent),
+        (TRACESTATE, &state),
+        (BAGGAGE, &baggage),
+    ]
+    .into_iter()
+    .zip(&mut texts)
+    {
+        let Some(value) = value else { continue };
+        if value.len() > MAX_FIELD_BYTES {
+            return Err(CarrierError::TooLarge {
+                what: name,
+                limit: MAX_FIELD_BYTES,
+            });
+        }
+        *slot = Some(value.to_str().ok_or_else(|| CarrierError::Malformed {
+            reason: format!("`{name}` is not Unicode"),
+        })?);
+    }
+    let [parent, state, baggage] = texts;
+    let cx = propagator.try_extract_values(parent, state, baggage)?;
+    if matches!(propagator.trust_policy(), Trust::Baggage)
+        && (cx.tenant().is_some() || cx.user().is_some())
+    {
+        crate::propagate::propagator::warn_unsigned_once("process");
+    }
+    Ok(cx)
+}
+
+fn vars() -> (
+    Option<std::ffi::OsString>,
+    Option<std::ffi::OsString>,
+    Option<std::ffi::OsString>,
+) {
+    let var = |name: &str| std::env::var_os(name);
+    (var(TRACEPARENT), var(TRACESTATE), var(BAGGAGE))
 }

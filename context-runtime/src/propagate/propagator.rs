@@ -12,9 +12,13 @@ use ::http::{Extensions, HeaderMap};
 
 use crate::model::context::Context;
 use crate::model::tenant::TenantId;
-use crate::model::trace::SpanId;
+use crate::model::trace::{SpanId, TraceFlags, TraceId};
 use crate::model::user::{UserId, UserRef};
 use crate::model::w3c::{Baggage, TraceParent, TraceState};
+use crate::wire::carrier::CarrierError;
+use crate::wire::signature::{
+    is_identity_shaped, Keyring, UntrustedIdentity, SIGNATURE_BAGGAGE_KEY,
+};
 
 /// A tenant and user resolved for an incoming request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,12 +33,51 @@ pub struct Identity {
 /// application trusts, such as verified auth claims an earlier middleware put
 /// into the request's extensions (feature `http`).
 ///
-/// Any `Fn(&HeaderMap, &Extensions) -> Identity + Send + Sync` is a resolver.
+/// Any `Fn(&HeaderMap, &Extensions) -> Identity + Send + Sync` is a resolver
+/// that cannot fail; [`Propagator::try_resolve_identity`] takes one that can
+/// (an invalid identity is not a missing one).
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub trait IdentityResolver: Send + Sync + 'static {
     /// The identity of the request with these headers and extensions.
     fn resolve(&self, headers: &HeaderMap, extensions: &Extensions) -> Identity;
+
+    /// Like [`resolve`](IdentityResolver::resolve), refusing an identity
+    /// that is present but invalid (the request is then rejected with
+    /// [`UntrustedIdentity::Refused`]). By default, [`resolve`](IdentityResolver::resolve).
+    ///
+    /// # Errors
+    ///
+    /// The reason the identity is refused.
+    fn try_resolve(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Identity, UntrustedIdentity> {
+        Ok(self.resolve(headers, extensions))
+    }
+}
+
+/// A resolver that can fail (see [`Propagator::try_resolve_identity`]).
+#[cfg(feature = "http")]
+struct FallibleResolver<F>(F);
+
+#[cfg(feature = "http")]
+impl<F> IdentityResolver for FallibleResolver<F>
+where
+    F: Fn(&HeaderMap, &Extensions) -> Result<Identity, UntrustedIdentity> + Send + Sync + 'static,
+{
+    fn resolve(&self, headers: &HeaderMap, extensions: &Extensions) -> Identity {
+        (self.0)(headers, extensions).unwrap_or_default()
+    }
+
+    fn try_resolve(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Identity, UntrustedIdentity> {
+        (self.0)(headers, extensions)
+    }
 }
 
 #[cfg(feature = "http")]
@@ -47,17 +90,37 @@ where
     }
 }
 
-/// Where the tenant and user of an incoming request may come from.
+/// Where the tenant and user of incoming work may come from: one trust model
+/// for every consumer (the HTTP layer, a queue's [`Policy`](crate::jobs::Policy),
+/// a child's environment).
+///
+/// | trust | identity that arrives… | is |
+/// | --- | --- | --- |
+/// | [`Nothing`](Trust::Nothing) | anywhere | ignored: no tenant, no user |
+/// | [`Signed`](Trust::Signed) | signed by a key of the keyring, not too old | taken |
+/// | | unsigned, forged, expired, or signed with an unknown key | refused: [`UntrustedIdentity`] |
+/// | [`Baggage`](Trust::Baggage) | as it is (unsigned; an explicit opt-in for a closed system) | taken when valid, an error when invalid |
+/// | `Resolver` (feature `http`) | proven otherwise (verified auth claims) | what the resolver says; it may refuse |
+///
+/// Whatever the trust, identity-shaped baggage members (the configured
+/// keys, `tenantId`, `userRef`, any key ending in `tenant`, `tenantId`,
+/// `user`, `userId`, `userRef` or `principal`, and the reserved `ctx.`
+/// namespace) are never kept as plain baggage, so an untrusted hop cannot
+/// pass a claimed identity on to a trusting one.
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum Trust {
-    /// Nowhere: the request gets no tenant and no user (the default, for
-    /// requests from outside).
+    /// Nowhere: the work gets no tenant and no user (the default for HTTP,
+    /// for requests from outside).
     #[default]
     Nothing,
-    /// From the identity members of the `baggage` header, for hops between
-    /// the application's own services.
+    /// Unsigned identity as it arrives (the identity members of `baggage`,
+    /// a carrier's `tenantId` and `userRef`), for a closed system of the
+    /// application's own services. An invalid tenant or user is an error.
     Baggage,
+    /// Identity signed with a key of this [`Keyring`] (HMAC-SHA256), within
+    /// its maximum age; anything else that claims an identity is refused.
+    Signed(Keyring),
     /// From a resolver the application supplies (feature `http`).
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
@@ -69,6 +132,7 @@ impl fmt::Debug for Trust {
         f.write_str(match self {
             Trust::Nothing => "Nothing",
             Trust::Baggage => "Baggage",
+            Trust::Signed(_) => "Signed(..)",
             #[cfg(feature = "http")]
             Trust::Resolver(_) => "Resolver(..)",
         })
@@ -148,6 +212,7 @@ pub struct Propagator {
     tenant_key: Option<Cow<'static, str>>,
     user_key: Option<Cow<'static, str>>,
     trust: Trust,
+    signer: Option<Keyring>,
     outbound: Outbound,
     source: Cow<'static, str>,
 }
@@ -166,6 +231,7 @@ impl Propagator {
             tenant_key: Some(Cow::Borrowed("tenantId")),
             user_key: Some(Cow::Borrowed("userRef")),
             trust: Trust::Nothing,
+            signer: None,
             outbound: Outbound::Identity,
             source: Cow::Borrowed("http"),
         }
@@ -217,9 +283,66 @@ impl Propagator {
         self
     }
 
-    /// Trusts the identity members of incoming baggage (internal hops only).
+    /// Trusts the identity members of incoming baggage, unsigned (internal
+    /// hops of a closed system only; prefer [`keyring`](Propagator::keyring)).
     pub fn trust_baggage_identity(self) -> Self {
         self.trust(Trust::Baggage)
+    }
+
+    /// Signs outgoing identity with `keyring` (a `ctx.sig` baggage member
+    /// beside it) and trusts only incoming identity signed by one of its
+    /// keys ([`Trust::Signed`]): unsigned, forged or expired identity is
+    /// refused.
+    ///
+    /// ```
+    /// use context_runtime::{Context, Keyring, Propagator, TenantId};
+    ///
+    /// let keyring = Keyring::new("k1", &[42u8; 32])?;
+    /// let internal = Propagator::new().keyring(keyring);
+    ///
+    /// let cx = Context::root().with_tenant(TenantId::new("acme")?);
+    /// let (parent, _, baggage) = internal.outgoing(&cx);
+    /// let baggage = baggage.unwrap();
+    /// assert!(baggage.contains("ctx.sig=k1:"));
+    ///
+    /// let read = internal.try_extract_values(Some(&parent), None, Some(&baggage))?;
+    /// assert_eq!(read.tenant(), cx.tenant());
+    ///
+    /// // The tenant edited on the way: refused, the same error on every wire.
+    /// let forged = baggage.replace("tenantId=acme", "tenantId=victim");
+    /// assert!(internal.try_extract_values(Some(&parent), None, Some(&forged)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.signer = Some(keyring.clone());
+        self.trust(Trust::Signed(keyring))
+    }
+
+    /// Signs outgoing identity with `keyring`, without changing whom to
+    /// trust on the way in.
+    pub fn sign_with(mut self, keyring: Keyring) -> Self {
+        self.signer = Some(keyring);
+        self
+    }
+
+    /// The trust policy for incoming identity.
+    pub fn trust_policy(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// Resolves the identity of incoming requests with `resolver`, which may
+    /// refuse an identity that is present but invalid: the request is then
+    /// rejected (`401` in the HTTP layer) instead of running without one.
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn try_resolve_identity<F>(self, resolver: F) -> Self
+    where
+        F: Fn(&HeaderMap, &Extensions) -> Result<Identity, UntrustedIdentity>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.trust(Trust::Resolver(Arc::new(FallibleResolver(resolver))))
     }
 
     /// Resolves the identity of incoming requests with `resolver`.
@@ -241,74 +364,173 @@ impl Propagator {
         self
     }
 
-    /// Reads a context from the values of the W3C fields on some wire. Never
-    /// fails: an invalid or repeated `traceparent` starts a new trace, an
-    /// invalid `tracestate` is dropped, a malformed baggage member is skipped.
+    /// Reads a context from the values of the W3C fields on some wire,
+    /// tolerantly: an invalid or repeated `traceparent` starts a new trace,
+    /// an invalid `tracestate` is dropped, a malformed baggage member is
+    /// skipped. Identity is taken as the [`Trust`] says: an identity that is
+    /// claimed but invalid or not trusted is an error, never "no tenant".
     /// A value that is not text is `None`.
-    pub(crate) fn extract_fields<'a>(
+    pub(crate) fn try_extract_fields<'a>(
         &self,
         traceparents: impl IntoIterator<Item = Option<&'a str>>,
         tracestates: impl IntoIterator<Item = Option<&'a str>>,
         baggages: impl IntoIterator<Item = Option<&'a str>>,
-        resolve: impl FnOnce(&Trust) -> Option<Identity>,
-    ) -> Context {
+        resolve: impl FnOnce(&Trust) -> Option<Result<Identity, UntrustedIdentity>>,
+    ) -> Result<Context, CarrierError> {
         let mut builder = Context::builder().source(self.source.clone());
 
-        if let Some(parent) = single_traceparent(traceparents) {
-            builder = builder
-                .trace_id(parent.trace_id())
-                .parent_span_id(parent.parent_id())
-                .trace_flags(parent.flags());
-            // `tracestate` only means something beside a valid `traceparent`.
-            let values: Option<Vec<&str>> = tracestates.into_iter().collect();
-            if let Some(state) = values.and_then(|v| TraceState::from_headers(v).ok()) {
-                if !state.is_empty() {
-                    builder = builder.trace_state(state);
+        let trace_id = match single_traceparent(traceparents) {
+            Some(parent) => {
+                builder = builder
+                    .parent_span_id(parent.parent_id())
+                    .trace_flags(parent.flags());
+                // `tracestate` only means something beside a valid `traceparent`.
+                let values: Option<Vec<&str>> = tracestates.into_iter().collect();
+                if let Some(state) = values.and_then(|v| TraceState::from_headers(v).ok()) {
+                    if !state.is_empty() {
+                        builder = builder.trace_state(state);
+                    }
                 }
+                parent.trace_id()
             }
-        }
+            None => {
+                builder = builder.trace_flags(TraceFlags::new(
+                    TraceFlags::SAMPLED.bits() | TraceFlags::RANDOM.bits(),
+                ));
+                TraceId::random()
+            }
+        };
+        builder = builder.trace_id(trace_id);
 
-        let mut baggage = Baggage::from_headers(baggages.into_iter().flatten());
-        // Identity members never ride along as plain baggage: they become the
-        // tenant and user when trusted, and are dropped when not.
-        let tenant_member = self.tenant_key.as_deref().and_then(|k| baggage.remove(k));
-        let user_member = self.user_key.as_deref().and_then(|k| baggage.remove(k));
-        builder = builder.baggage(baggage);
+        let baggage = Baggage::from_headers(baggages.into_iter().flatten());
+        // Identity-shaped members never ride along as plain baggage: the
+        // configured ones become the tenant and user when trusted, and
+        // every one is dropped otherwise.
+        let find = |key: Option<&str>| key.and_then(|k| baggage.get(k));
+        let tenant_member = find(self.tenant_key.as_deref());
+        let user_member = find(self.user_key.as_deref());
+        let signature = baggage.get(SIGNATURE_BAGGAGE_KEY);
 
         let identity = match resolve(&self.trust) {
-            Some(identity) => identity,
+            Some(identity) => identity?,
             None => match &self.trust {
-                Trust::Baggage => Identity {
-                    tenant: tenant_member.and_then(|m| TenantId::new(m.value()).ok()),
-                    user: user_member.and_then(|m| parse_user_token(m.value())),
-                },
+                Trust::Baggage => parse_identity(tenant_member, user_member)?,
+                Trust::Signed(keyring) => {
+                    let identity = parse_identity(tenant_member, user_member)?;
+                    verify_identity(keyring, trace_id, &identity, signature)?;
+                    identity
+                }
                 _ => Identity::default(),
             },
         };
-        builder
+        let baggage = self.without_identity_members(&baggage);
+        Ok(builder
+            .baggage(baggage)
             .maybe_tenant(identity.tenant)
             .maybe_user(identity.user)
-            .build()
+            .build())
+    }
+
+    /// Like [`try_extract_fields`](Propagator::try_extract_fields), never
+    /// failing: an identity that is refused is logged (one line, with the
+    /// trace id and the reason) and the context has no tenant and no user.
+    pub(crate) fn extract_fields<'a>(
+        &self,
+        traceparents: impl IntoIterator<Item = Option<&'a str>> + Clone,
+        tracestates: impl IntoIterator<Item = Option<&'a str>> + Clone,
+        baggages: impl IntoIterator<Item = Option<&'a str>> + Clone,
+        resolve: impl FnOnce(&Trust) -> Option<Result<Identity, UntrustedIdentity>>,
+    ) -> Context {
+        match self.try_extract_fields(
+            traceparents.clone(),
+            tracestates.clone(),
+            baggages.clone(),
+            resolve,
+        ) {
+            Ok(cx) => cx,
+            Err(error) => {
+                let cx = self
+                    .clone()
+                    .trust(Trust::Nothing)
+                    .try_extract_fields(traceparents, tracestates, baggages, |_| None)
+                    .unwrap_or_else(|_| Context::root());
+                log_refused(&cx, &self.source, &error);
+                cx
+            }
+        }
+    }
+
+    /// Reads a context from W3C field values (a child's environment, a
+    /// message's headers, a test) with this propagator's trust.
+    ///
+    /// # Errors
+    ///
+    /// [`CarrierError::InvalidTenant`] or [`CarrierError::InvalidUser`] for
+    /// an invalid identity member when identity is trusted, and
+    /// [`CarrierError::UntrustedIdentity`] for an unsigned, forged or expired
+    /// one under [`Trust::Signed`].
+    pub fn try_extract_values(
+        &self,
+        traceparent: Option<&str>,
+        tracestate: Option<&str>,
+        baggage: Option<&str>,
+    ) -> Result<Context, CarrierError> {
+        self.try_extract_fields(
+            traceparent.map(Some),
+            tracestate.map(Some),
+            baggage.map(Some),
+            |_| None,
+        )
+    }
+
+    /// `baggage` without its identity-shaped members (see [`Trust`]).
+    fn without_identity_members(&self, baggage: &Baggage) -> Baggage {
+        let mut kept = Baggage::new();
+        for member in baggage.members() {
+            if !self.is_identity_key(member.key()) {
+                kept.insert_member(member.clone());
+            }
+        }
+        kept
+    }
+
+    fn is_identity_key(&self, key: &str) -> bool {
+        Some(key) == self.tenant_key.as_deref()
+            || Some(key) == self.user_key.as_deref()
+            || is_identity_shaped(key)
     }
 
     /// Like [`extract_fields`](Propagator::extract_fields), strict where a
     /// broker's own producer wrote the fields: a `traceparent` that is
     /// repeated, not text or invalid is [`CarrierError::Malformed`], a
-    /// `baggage` value that is not text too; and when identity is trusted
-    /// from baggage, an invalid tenant or user member is an error instead of
-    /// "no tenant". A missing `traceparent` gets the trace-id safety net.
-    /// Other baggage members stay tolerant (a bad member is skipped).
+    /// `baggage` value that is not text too, a field over
+    /// [`MAX_FIELD_BYTES`](crate::limits::MAX_FIELD_BYTES) is
+    /// [`CarrierError::TooLarge`]; and identity that is claimed but invalid
+    /// or not trusted is an error instead of "no tenant". A missing
+    /// `traceparent` gets the trace-id safety net. Other baggage members
+    /// stay tolerant (a bad member is skipped).
     #[cfg(any(feature = "lapin", feature = "nats"))]
     pub(crate) fn extract_fields_checked<'a>(
         &self,
         traceparents: impl IntoIterator<Item = Option<&'a str>>,
         tracestates: impl IntoIterator<Item = Option<&'a str>>,
         baggages: impl IntoIterator<Item = Option<&'a str>>,
-    ) -> Result<Context, crate::wire::carrier::CarrierError> {
-        use crate::wire::carrier::CarrierError;
+    ) -> Result<Context, CarrierError> {
+        use crate::wire::limits::MAX_FIELD_BYTES;
         let malformed = |reason: String| CarrierError::Malformed { reason };
+        let bounded = |what: &'static str, values: &[Option<&str>]| {
+            let len: usize = values.iter().flatten().map(|v| v.len()).sum();
+            if len > MAX_FIELD_BYTES {
+                return Err(CarrierError::TooLarge {
+                    what,
+                    limit: MAX_FIELD_BYTES,
+                });
+            }
+            Ok(())
+        };
 
         let parents: Vec<Option<&str>> = traceparents.into_iter().collect();
+        bounded("traceparent", &parents)?;
         match parents.as_slice() {
             [] => {}
             [Some(value)] => {
@@ -319,30 +541,12 @@ impl Propagator {
             [None] => return Err(malformed("`traceparent` is not text".into())),
             _ => return Err(malformed("`traceparent` is repeated".into())),
         }
-        let baggages: Vec<&str> = baggages
-            .into_iter()
-            .map(|v| v.ok_or_else(|| malformed("`baggage` is not text".into())))
-            .collect::<Result<_, _>>()?;
-
-        if matches!(self.trust, Trust::Baggage) {
-            let baggage = Baggage::from_headers(baggages.iter().copied());
-            let tenant = self.tenant_key.as_deref().and_then(|k| baggage.get(k));
-            if let Some(value) = tenant {
-                if let Err(error) = TenantId::new(value) {
-                    return Err(CarrierError::InvalidTenant {
-                        value: value.to_owned(),
-                        error,
-                    });
-                }
-            }
-            let user = self.user_key.as_deref().and_then(|k| baggage.get(k));
-            if let Some(value) = user {
-                if parse_user_token(value).is_none() {
-                    return Err(CarrierError::InvalidUser {
-                        reason: format!("{value:?} is not a `type:id` user reference"),
-                    });
-                }
-            }
+        let states: Vec<Option<&str>> = tracestates.into_iter().collect();
+        bounded("tracestate", &states)?;
+        let baggages: Vec<Option<&str>> = baggages.into_iter().collect();
+        bounded("baggage", &baggages)?;
+        if baggages.iter().any(Option::is_none) {
+            return Err(malformed("`baggage` is not text".into()));
         }
 
         if parents.is_empty() {
@@ -350,11 +554,7 @@ impl Propagator {
             // safety-net warning (once per process) for the missing one.
             let _ = crate::wire::carrier::safety_net_trace_id("no traceparent");
         }
-        Ok(
-            self.extract_fields(parents, tracestates, baggages.into_iter().map(Some), |_| {
-                None
-            }),
-        )
+        self.try_extract_fields(parents, states, baggages, |_| None)
     }
 
     /// The W3C field values for `cx` on an outgoing wire: `traceparent` with
@@ -386,14 +586,41 @@ impl Propagator {
         if let (true, Some(key), Some(user)) = (send_user, &self.user_key, cx.user()) {
             baggage.insert(key.to_string(), user.to_string());
         }
+        if let Some(keyring) = &self.signer {
+            // The signature covers what this hop sends: the tenant only, or
+            // nothing, when the outbound policy holds the rest back.
+            let tenant = if send_tenant && self.tenant_key.is_some() {
+                cx.tenant()
+            } else {
+                None
+            };
+            let user = if send_user && self.user_key.is_some() {
+                cx.user()
+            } else {
+                None
+            };
+            if tenant.is_some() || user.is_some() {
+                let claims = crate::wire::signature::Claims {
+                    tenant,
+                    user,
+                    ..cx.claims(None)
+                };
+                baggage.insert(SIGNATURE_BAGGAGE_KEY, keyring.sign(&claims));
+            }
+        }
         for member in cx.baggage().members() {
-            let is_identity_key = Some(member.key()) == self.tenant_key.as_deref()
-                || Some(member.key()) == self.user_key.as_deref();
-            if !is_identity_key {
+            if !self.is_identity_key(member.key()) {
                 baggage.insert_member(member.clone());
             }
         }
         baggage
+    }
+
+    /// The W3C field values for `cx` on an outgoing wire (`traceparent` with
+    /// a new parent id, `tracestate` and `baggage` when non-empty), for
+    /// wires this crate does not integrate.
+    pub fn outgoing(&self, cx: &Context) -> (String, Option<String>, Option<String>) {
+        self.outgoing_fields(cx, SpanId::random())
     }
 }
 
@@ -410,6 +637,90 @@ fn single_traceparent<'a>(
     first.parse().ok()
 }
 
+/// The tenant and user members, checked: a member that is present but
+/// invalid is an error, never "no tenant".
+fn parse_identity(tenant: Option<&str>, user: Option<&str>) -> Result<Identity, CarrierError> {
+    let tenant = match tenant {
+        Some(value) => Some(
+            TenantId::new(value).map_err(|error| CarrierError::InvalidTenant {
+                value: value.chars().take(256).collect(),
+                error,
+            })?,
+        ),
+        None => None,
+    };
+    let user = match user {
+        Some(value) => Some(
+            parse_user_token(value).ok_or_else(|| CarrierError::InvalidUser {
+                reason: format!(
+                    "{:?} is not a `type:id` user reference",
+                    value.chars().take(256).collect::<String>()
+                ),
+            })?,
+        ),
+        None => None,
+    };
+    Ok(Identity { tenant, user })
+}
+
+/// Checks the signature of an identity read from baggage: none is needed
+/// when there is no identity and no signature.
+fn verify_identity(
+    keyring: &Keyring,
+    trace_id: TraceId,
+    identity: &Identity,
+    signature: Option<&str>,
+) -> Result<(), UntrustedIdentity> {
+    let claimed = identity.tenant.is_some() || identity.user.is_some();
+    match signature {
+        None if !claimed => Ok(()),
+        None => Err(UntrustedIdentity::Unsigned),
+        Some(signature) => keyring.verify(
+            signature,
+            &crate::wire::signature::Claims {
+                trace_id,
+                tenant: identity.tenant.as_ref(),
+                user: identity.user.as_ref(),
+                job_id: None,
+            },
+        ),
+    }
+}
+
+/// Warns, once per process, that identity is trusted unsigned on `wire`
+/// (a consumer without a keyring).
+pub(crate) fn warn_unsigned_once(wire: &'static str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            target: "context_runtime::trust",
+            wire,
+            "identity arrived unsigned and is trusted because this consumer has no keyring; \
+             sign it at the producer and verify it here with a `Keyring` \
+             (this is logged once per process)"
+        );
+    }
+}
+
+/// One log line for a refused identity: the trace id, the wire, the reason.
+pub(crate) fn log_refused(cx: &Context, wire: &str, error: &CarrierError) {
+    let code = match error {
+        CarrierError::UntrustedIdentity(e) => e.code(),
+        CarrierError::InvalidTenant { .. } => "invalid_tenant",
+        CarrierError::InvalidUser { .. } => "invalid_user",
+        CarrierError::TooLarge { .. } => "too_large",
+        _ => "invalid_context",
+    };
+    tracing::warn!(
+        target: "context_runtime::trust",
+        trace_id = %cx.trace_id(),
+        wire,
+        code,
+        reason = %error,
+        "identity refused"
+    );
+}
+
 /// Parses the compact `type:id` user token; a numeric id becomes a number.
 pub(crate) fn parse_user_token(token: &str) -> Option<UserRef> {
     let (kind, id) = token.split_once(':')?;
@@ -418,4 +729,88 @@ pub(crate) fn parse_user_token(token: &str) -> Option<UserRef> {
         _ => UserId::from(id),
     };
     UserRef::new(kind, id).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyring() -> Keyring {
+        Keyring::new("k1", &[1; 32]).expect("a key")
+    }
+
+    fn cx() -> Context {
+        Context::root()
+            .with_tenant(TenantId::new("acme").expect("valid"))
+            .with_user(UserRef::user(1).expect("valid"))
+    }
+
+    #[test]
+    fn signatures_cover_what_the_outbound_policy_sends() {
+        for outbound in [Outbound::Identity, Outbound::TenantOnly] {
+            let hop = Propagator::new().keyring(keyring()).outbound(outbound);
+            let (parent, _, baggage) = hop.outgoing(&cx());
+            let read = hop
+                .try_extract_values(Some(&parent), None, baggage.as_deref())
+                .expect("verified");
+            assert_eq!(read.tenant(), cx().tenant(), "{outbound:?}");
+            assert_eq!(read.user().is_some(), outbound == Outbound::Identity);
+        }
+        let (parent, _, baggage) = Propagator::new()
+            .keyring(keyring())
+            .outbound(Outbound::TraceOnly)
+            .outgoing(&cx());
+        assert_eq!(baggage, None);
+        assert!(Propagator::new()
+            .keyring(keyring())
+            .try_extract_values(Some(&parent), None, None)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_signature_moved_to_another_trace_or_stripped_of_its_user_is_refused() {
+        let hop = Propagator::new().keyring(keyring());
+        let (parent, _, baggage) = hop.outgoing(&cx());
+        let baggage = baggage.expect("identity");
+        let other_trace =
+            TraceParent::new(TraceId::random(), SpanId::random(), TraceFlags::SAMPLED).to_string();
+        let untrusted = |r: Result<Context, CarrierError>| {
+            matches!(
+                r,
+                Err(CarrierError::UntrustedIdentity(
+                    UntrustedIdentity::BadSignature
+                ))
+            )
+        };
+        assert!(untrusted(hop.try_extract_values(
+            Some(&other_trace),
+            None,
+            Some(&baggage)
+        )));
+        assert!(untrusted(hop.try_extract_values(
+            None,
+            None,
+            Some(&baggage)
+        )));
+        let without_user: String = baggage
+            .split(',')
+            .filter(|m| !m.starts_with("userRef="))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(untrusted(hop.try_extract_values(
+            Some(&parent),
+            None,
+            Some(&without_user)
+        )));
+        // The lenient form runs without the identity, never with it.
+        let mut lenient = Context::root();
+        if let Ok(cx) =
+            hop.clone()
+                .trust(Trust::Nothing)
+                .try_extract_values(None, None, Some(&baggage))
+        {
+            lenient = cx;
+        }
+        assert!(lenient.tenant().is_none());
+    }
 }

@@ -49,10 +49,63 @@ use tokio::task::JoinSet;
 use crate::model::context::Context;
 use crate::model::tenant::TenantId;
 
+/// How each tenant's child scope is made from the parent.
+///
+/// By default a tenant's scope keeps the parent's trace, baggage and source,
+/// but **not its user**: the user who started the fan-out acts for their own
+/// tenant, not inside every other tenant's scope. Ask for it with
+/// [`keep_user`](Options::keep_user) when the user is a service principal
+/// meant to act for every tenant.
+///
+/// ```
+/// use context_runtime::{fanout, Context, TenantId, UserRef};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let admin = Context::root().with_user(UserRef::new("service", "closer").unwrap());
+/// let tenants = || ["acme", "globex"].map(|t| TenantId::new(t).unwrap());
+/// let users = |results: fanout::TenantResults<Option<String>, ()>| {
+///     results.successes().map(|(_, u)| u.clone()).collect::<Vec<_>>()
+/// };
+/// let work = |_| async { Ok::<_, ()>(context_runtime::user().map(|u| u.to_string())) };
+///
+/// let dropped = admin.scope(fanout::for_each_tenant(tenants(), work)).await;
+/// assert_eq!(users(dropped), [None, None]);
+///
+/// let kept = admin
+///     .scope(fanout::for_each_tenant_with(fanout::Options::new().keep_user(), tenants(), work))
+///     .await;
+/// assert_eq!(users(kept), [Some("service:closer".into()), Some("service:closer".into())]);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    keep_user: bool,
+}
+
+impl Options {
+    /// The defaults: the parent's user is not inherited.
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// Each tenant's scope keeps the parent's user.
+    pub fn keep_user(mut self) -> Options {
+        self.keep_user = true;
+        self
+    }
+}
+
 /// The parent of every tenant's scope: the current context, or a fresh root
-/// shared by all tenants when there is none.
-fn parent() -> Context {
-    crate::scope::store::current().unwrap_or_else(Context::root)
+/// shared by all tenants when there is none; without its user unless
+/// `options` keep it.
+fn parent(options: Options) -> Context {
+    let parent = crate::scope::store::current().unwrap_or_else(Context::root);
+    if options.keep_user || parent.user().is_none() {
+        parent
+    } else {
+        parent.without_user()
+    }
 }
 
 /// Runs `work` for each tenant in turn, each in a fresh child scope of the
@@ -62,14 +115,28 @@ fn parent() -> Context {
 /// `work` is called inside the tenant's scope too, so code before its first
 /// `.await` sees the tenant. An error or a panic is recorded as that tenant's
 /// [`TenantFailure`] and the next tenant runs. A tenant listed twice runs
-/// twice.
-pub async fn for_each_tenant<I, F, Fut, T, E>(tenants: I, mut work: F) -> TenantResults<T, E>
+/// twice. The parent's user is not inherited ([`Options`]).
+pub async fn for_each_tenant<I, F, Fut, T, E>(tenants: I, work: F) -> TenantResults<T, E>
 where
     I: IntoIterator<Item = TenantId>,
     F: FnMut(TenantId) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let parent = parent();
+    for_each_tenant_with(Options::new(), tenants, work).await
+}
+
+/// Like [`for_each_tenant`], with [`Options`].
+pub async fn for_each_tenant_with<I, F, Fut, T, E>(
+    options: Options,
+    tenants: I,
+    mut work: F,
+) -> TenantResults<T, E>
+where
+    I: IntoIterator<Item = TenantId>,
+    F: FnMut(TenantId) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let parent = parent(options);
     let mut results = Vec::new();
     for tenant in tenants {
         let child = parent.with_tenant(tenant.clone());
@@ -118,6 +185,27 @@ where
 pub async fn for_each_tenant_concurrently<I, F, Fut, T, E>(
     tenants: I,
     limit: usize,
+    work: F,
+) -> TenantResults<T, E>
+where
+    I: IntoIterator<Item = TenantId>,
+    F: FnMut(TenantId) -> Fut,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    for_each_tenant_concurrently_with(Options::new(), tenants, limit, work).await
+}
+
+/// Like [`for_each_tenant_concurrently`], with [`Options`].
+///
+/// # Panics
+///
+/// When called outside a Tokio runtime.
+pub async fn for_each_tenant_concurrently_with<I, F, Fut, T, E>(
+    options: Options,
+    tenants: I,
+    limit: usize,
     mut work: F,
 ) -> TenantResults<T, E>
 where
@@ -128,7 +216,7 @@ where
     E: Send + 'static,
 {
     type Slot<T, E> = (TenantId, Option<Result<T, TenantFailure<E>>>);
-    let parent = parent();
+    let parent = parent(options);
     let limit = limit.max(1);
     let mut tenants = tenants.into_iter();
     let mut slots: Vec<Slot<T, E>> = Vec::new();

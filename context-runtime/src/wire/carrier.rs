@@ -11,6 +11,8 @@ use crate::model::tenant::{InvalidTenantId, TenantId};
 use crate::model::trace::TraceId;
 use crate::model::user::UserRef;
 use crate::model::w3c::Baggage;
+use crate::wire::limits::{MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, MAX_CARRIER_BYTES};
+use crate::wire::signature::{is_identity_shaped, Claims, Keyring, UntrustedIdentity};
 
 mod field;
 
@@ -50,7 +52,15 @@ pub const CARRIER_VERSION: u32 = 1;
 /// - a missing or invalid trace id becomes a fresh one, with one `tracing`
 ///   warning per process (the *trace-id safety net*);
 /// - an invalid tenant, user or baggage is a [`CarrierError`], never silently
-///   dropped into "no tenant".
+///   dropped into "no tenant";
+/// - a carrier over the [`limits`](crate::limits) (16 KiB of JSON, 64
+///   baggage members, 8,192 bytes of baggage) is [`CarrierError::TooLarge`].
+///
+/// Between your own services the identity is signed:
+/// [`Context::to_signed_carrier`] adds a `"sig"` field (which
+/// nestjs-context ignores) and [`Context::from_signed_carrier`] verifies it
+/// with a [`Keyring`]; [`Context::from_carrier`] alone trusts the carrier as
+/// written.
 ///
 /// The fields are checked by [`Context::from_carrier`], not while parsing, so a
 /// payload with a bad carrier still parses and can be dead-lettered with its
@@ -71,6 +81,10 @@ pub struct Carrier {
     user_ref: Option<Field<UserRef>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     baggage: Option<Box<Value>>,
+    /// The signature of the identity (`key-id:issued-at:tag`), see
+    /// [`Keyring`]; readers that do not know it (nestjs-context) ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sig: Option<Box<Value>>,
 }
 
 impl Serialize for Carrier {
@@ -109,7 +123,16 @@ impl Carrier {
     ///
     /// [`CarrierError::Malformed`] when the text is not a JSON object of the
     /// carrier's shape.
+    ///
+    /// [`CarrierError::TooLarge`] when the text is longer than
+    /// [`MAX_CARRIER_BYTES`](crate::limits::MAX_CARRIER_BYTES).
     pub fn from_json(json: &str) -> Result<Carrier, CarrierError> {
+        if json.len() > MAX_CARRIER_BYTES {
+            return Err(CarrierError::TooLarge {
+                what: "carrier",
+                limit: MAX_CARRIER_BYTES,
+            });
+        }
         serde_json::from_str(json).map_err(|e| CarrierError::Malformed {
             reason: e.to_string(),
         })
@@ -146,6 +169,17 @@ impl Carrier {
     pub fn has_user(&self) -> bool {
         self.user_ref.is_some()
     }
+
+    /// The signature as written, if it is a string (see [`Keyring`]).
+    pub fn signature(&self) -> Option<&str> {
+        self.sig.as_deref()?.as_str()
+    }
+
+    /// The carrier without its signature.
+    pub fn without_signature(mut self) -> Carrier {
+        self.sig = None;
+        self
+    }
 }
 
 impl fmt::Debug for Carrier {
@@ -180,6 +214,25 @@ pub enum CarrierError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The carrier (or a part of it) is over one of the
+    /// [`limits`](crate::limits).
+    TooLarge {
+        /// What is too large: `"carrier"`, `"baggage"`, `"job payload"`, a
+        /// header's name.
+        what: &'static str,
+        /// The limit it broke (members or bytes, as the limit says).
+        limit: usize,
+    },
+    /// The identity the carrier (or header, or environment) names is not
+    /// trusted: unsigned where a signature is required, forged, expired,
+    /// signed with an unknown key, or refused by a resolver.
+    UntrustedIdentity(UntrustedIdentity),
+}
+
+impl From<UntrustedIdentity> for CarrierError {
+    fn from(e: UntrustedIdentity) -> Self {
+        CarrierError::UntrustedIdentity(e)
+    }
 }
 
 impl CarrierError {
@@ -211,6 +264,12 @@ impl fmt::Display for CarrierError {
             }
             CarrierError::InvalidBaggage { reason } => {
                 write!(f, "the context carrier has invalid baggage: {reason}")
+            }
+            CarrierError::TooLarge { what, limit } => {
+                write!(f, "the context's {what} is over the limit of {limit}")
+            }
+            CarrierError::UntrustedIdentity(e) => {
+                write!(f, "the context's identity is not trusted: {e}")
             }
         }
     }
@@ -279,6 +338,24 @@ fn parse_user(raw: Option<&Value>) -> Result<Option<UserRef>, CarrierError> {
 fn parse_baggage(raw: Option<&Value>) -> Result<Baggage, CarrierError> {
     match raw {
         None | Some(Value::Null) => Ok(Baggage::new()),
+        Some(Value::Object(map)) if map.len() > MAX_BAGGAGE_MEMBERS => {
+            Err(CarrierError::TooLarge {
+                what: "baggage",
+                limit: MAX_BAGGAGE_MEMBERS,
+            })
+        }
+        Some(Value::Object(map))
+            if map
+                .iter()
+                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len) + 2)
+                .sum::<usize>()
+                > MAX_BAGGAGE_BYTES =>
+        {
+            Err(CarrierError::TooLarge {
+                what: "baggage",
+                limit: MAX_BAGGAGE_BYTES,
+            })
+        }
         Some(Value::Object(map)) => map
             .iter()
             .map(|(k, v)| match v {
@@ -296,24 +373,96 @@ fn parse_baggage(raw: Option<&Value>) -> Result<Baggage, CarrierError> {
 
 impl Context {
     /// The carrier for this context: trace id, tenant, user and baggage.
-    /// Process-local values and the source do not travel.
+    /// Process-local values and the source do not travel, and neither do
+    /// identity-shaped baggage members (see [`Trust`](crate::Trust)): the
+    /// identity travels only as the tenant and user.
     pub fn to_carrier(&self) -> Carrier {
-        let baggage = if self.baggage().is_empty() {
-            None
-        } else {
-            Some(Box::new(Value::Object(
-                self.baggage()
-                    .iter()
-                    .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
-                    .collect(),
-            )))
-        };
+        let baggage: serde_json::Map<String, Value> = self
+            .baggage()
+            .iter()
+            .filter(|(k, _)| !is_identity_shaped(k))
+            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+            .collect();
+        let baggage = (!baggage.is_empty()).then(|| Box::new(Value::Object(baggage)));
         Carrier {
             version: CARRIER_VERSION,
             trace_id: Some(Field::Valid(TraceText::new(self.trace_id()))),
             tenant_id: self.tenant().cloned().map(Field::Valid),
             user_ref: self.user().cloned().map(Field::Valid),
             baggage,
+            sig: None,
+        }
+    }
+
+    /// The carrier for this context with its identity signed by `keyring`
+    /// (the trace id, tenant, user, issue time, and `job_id` when the
+    /// carrier rides with a job that has one).
+    ///
+    /// ```
+    /// use context_runtime::{Context, Keyring, TenantId};
+    ///
+    /// let keyring = Keyring::new("k1", b"0123456789abcdef0123456789abcdef")?;
+    /// let cx = Context::root().with_tenant(TenantId::new("acme")?);
+    /// let json = cx.to_signed_carrier(&keyring, None).to_json();
+    /// assert!(json.contains(r#""sig":"k1:"#));
+    ///
+    /// let carrier = context_runtime::Carrier::from_json(&json)?;
+    /// let back = Context::from_signed_carrier(&carrier, &keyring, None)?;
+    /// assert_eq!(back.tenant(), cx.tenant());
+    ///
+    /// // The tenant edited after signing: refused.
+    /// let edited = context_runtime::Carrier::from_json(&json.replace("acme", "victim"))?;
+    /// assert!(Context::from_signed_carrier(&edited, &keyring, None).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_signed_carrier(&self, keyring: &Keyring, job_id: Option<&str>) -> Carrier {
+        let mut carrier = self.to_carrier();
+        let signature = keyring.sign(&self.claims(job_id));
+        carrier.sig = Some(Box::new(Value::String(signature)));
+        carrier
+    }
+
+    /// What a signature of this context covers, with `job_id`.
+    pub fn claims<'a>(&'a self, job_id: Option<&'a str>) -> Claims<'a> {
+        Claims {
+            trace_id: self.trace_id(),
+            tenant: self.tenant(),
+            user: self.user(),
+            job_id,
+        }
+    }
+
+    /// Like [`from_carrier`](Context::from_carrier), and the identity must
+    /// be signed by a key of `keyring` (for `job_id`, when the carrier
+    /// rides with a job that has one). A carrier without a tenant, a user
+    /// and a signature is read as it is (a trace without identity).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_carrier`](Context::from_carrier), and
+    /// [`CarrierError::UntrustedIdentity`] when the identity is unsigned,
+    /// the signature malformed, made with an unknown key, not matching, or
+    /// too old.
+    pub fn from_signed_carrier(
+        carrier: &Carrier,
+        keyring: &Keyring,
+        job_id: Option<&str>,
+    ) -> Result<Context, CarrierError> {
+        let cx = Context::from_carrier(carrier)?;
+        let has_identity = cx.tenant().is_some() || cx.user().is_some();
+        match (&carrier.sig, has_identity) {
+            (None, false) => Ok(cx),
+            (None, true) => Err(UntrustedIdentity::Unsigned.into()),
+            (Some(sig), _) => {
+                let Some(sig) = sig.as_str() else {
+                    return Err(UntrustedIdentity::MalformedSignature {
+                        reason: "the signature is not a string",
+                    }
+                    .into());
+                };
+                keyring.verify(sig, &cx.claims(job_id))?;
+                Ok(cx)
+            }
         }
     }
 

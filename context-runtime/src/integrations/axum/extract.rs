@@ -1,14 +1,19 @@
 //! Extractors: [`CurrentContext`] and [`Tenant`].
 
 use ::axum_core::extract::FromRequestParts;
+use ::axum_core::response::{IntoResponse, Response};
 use ::http::request::Parts;
 
+use crate::integrations::tower::RefusedIdentity;
 use crate::model::context::Context;
 use crate::model::tenant::{TenantId, TenantRequired};
 
 /// The request's context: the one [`ContextLayer`](crate::tower::ContextLayer) put
 /// in the request, else the current one, else one read from the headers with
 /// the default (untrusting) [`Propagator`](crate::Propagator).
+///
+/// A request whose identity the layer refused ([`RefusedIdentity`]) is
+/// rejected with its problem response.
 ///
 /// ```
 /// use context_runtime::axum::CurrentContext;
@@ -21,10 +26,18 @@ use crate::model::tenant::{TenantId, TenantRequired};
 pub struct CurrentContext(pub Context);
 
 impl<S: Send + Sync> FromRequestParts<S> for CurrentContext {
-    type Rejection = std::convert::Infallible;
+    type Rejection = RefusedIdentity;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        refused(parts)?;
         Ok(CurrentContext(request_context(parts)))
+    }
+}
+
+fn refused(parts: &Parts) -> Result<(), RefusedIdentity> {
+    match parts.extensions.get::<RefusedIdentity>() {
+        Some(refused) => Err(refused.clone()),
+        None => Ok(()),
     }
 }
 
@@ -38,7 +51,8 @@ fn request_context(parts: &Parts) -> Context {
 }
 
 /// The request's tenant; without one the request is rejected with
-/// [`TenantRequired`], a `400` problem response, before the handler runs.
+/// [`TenantRequired`], a `400` problem response, before the handler runs (or
+/// with the [`RefusedIdentity`] response when its identity was refused).
 ///
 /// ```
 /// use context_runtime::axum::Tenant;
@@ -51,13 +65,14 @@ fn request_context(parts: &Parts) -> Context {
 pub struct Tenant(pub TenantId);
 
 impl<S: Send + Sync> FromRequestParts<S> for Tenant {
-    type Rejection = TenantRequired;
+    type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        refused(parts).map_err(IntoResponse::into_response)?;
         request_context(parts)
             .tenant()
             .cloned()
             .map(Tenant)
-            .ok_or(TenantRequired)
+            .ok_or_else(|| TenantRequired.into_response())
     }
 }
