@@ -279,15 +279,17 @@ fn parse_user(raw: Option<&Value>) -> Result<Option<UserRef>, CarrierError> {
 fn parse_baggage(raw: Option<&Value>) -> Result<Baggage, CarrierError> {
     match raw {
         None | Some(Value::Null) => Ok(Baggage::new()),
+        // Within the baggage limits, whatever the size of the object.
         Some(Value::Object(map)) => map
             .iter()
             .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
+                Value::String(s) => Ok((k.as_str(), s.as_str())),
                 _ => Err(CarrierError::InvalidBaggage {
                     reason: format!("the value of {k:?} is not a string"),
                 }),
             })
-            .collect(),
+            .collect::<Result<Vec<_>, _>>()
+            .map(Baggage::from_pairs),
         Some(_) => Err(CarrierError::InvalidBaggage {
             reason: "expected an object of string values".into(),
         }),
