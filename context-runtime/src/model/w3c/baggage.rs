@@ -289,9 +289,7 @@ fn probe(n: usize) {
 #[derive(Default)]
 struct Collector<'a> {
     members: Vec<BaggageMember>,
-    /// Each member's length as written, without the separating comma.
-    lens: Vec<usize>,
-    /// The sum of `lens`.
+    /// The members' lengths as written, without the separating commas.
     len: usize,
     /// Where each key is, once there are more than [`SCAN_LIMIT`] members
     /// (keys borrowed from the header where they can be).
@@ -321,20 +319,22 @@ impl<'a> Collector<'a> {
     fn offer(&mut self, key: Cow<'a, str>, member: BaggageMember, len: usize) {
         match self.find(&key) {
             Some(i) => {
-                let old = self.lens.get(i).copied().unwrap_or_default();
+                let Some(earlier) = self.members.get(i) else {
+                    return;
+                };
+                // Its length as it was counted (a parsed key is a token, so
+                // both ways of counting agree).
+                let old = member_len(earlier, false).unwrap_or_default();
                 let separators = self.members.len() - 1;
                 let new_len = self.len - old + len;
+                let Some(slot) = self.members.get_mut(i) else {
+                    return;
+                };
                 if new_len + separators <= Baggage::MAX_LEN {
-                    if let (Some(slot), Some(slot_len)) =
-                        (self.members.get_mut(i), self.lens.get_mut(i))
-                    {
-                        *slot = member;
-                        *slot_len = len;
-                        self.len = new_len;
-                    }
+                    *slot = member;
+                    self.len = new_len;
                 } else {
                     self.members.remove(i);
-                    self.lens.remove(i);
                     self.len -= old;
                     self.reindex();
                 }
@@ -350,7 +350,6 @@ impl<'a> Collector<'a> {
                     index.insert(key, self.members.len());
                 }
                 self.members.push(member);
-                self.lens.push(len);
                 self.len += len;
                 if self.index.is_none() && self.members.len() > SCAN_LIMIT {
                     self.reindex();
