@@ -397,10 +397,12 @@ impl<'a> Collector<'a> {
 
 /// The `baggage` header.
 impl Baggage {
-    /// The most members that are propagated.
+    /// The most members that are read and propagated
+    /// ([`BAGGAGE_MAX_MEMBERS`](super::BAGGAGE_MAX_MEMBERS)).
     pub const MAX_MEMBERS: usize = 64;
 
-    /// The most bytes of header that are propagated.
+    /// The most bytes of header that are read and propagated
+    /// ([`BAGGAGE_MAX_BYTES`](super::BAGGAGE_MAX_BYTES)).
     pub const MAX_LEN: usize = 8192;
 
     /// Parses several `baggage` header lines as one list, in order (as an HTTP
