@@ -1,8 +1,11 @@
 //! Property tests of the W3C codecs: what is written parses back to the same
 //! value, no input makes a parser panic, and baggage stays within its limits.
 
-use context_runtime::w3c::{Baggage, BaggageMember, BaggageProperty, TraceParent, TraceState};
-use context_runtime::{SpanId, TraceFlags, TraceId};
+use context_runtime::w3c::{
+    Baggage, BaggageMember, BaggageProperty, InvalidBaggage, TraceParent, TraceState,
+    BAGGAGE_MAX_BYTES, BAGGAGE_MAX_MEMBERS, TRACESTATE_MAX_MEMBERS,
+};
+use context_runtime::{Carrier, Context, SpanId, TraceFlags, TraceId};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -17,11 +20,12 @@ fn trace_parent() -> impl Strategy<Value = TraceParent> {
         })
 }
 
-/// Level 2 keys, short and long.
+/// Level 2 keys, short and long, starting with a letter or a digit.
 fn tracestate_key() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => "[a-z][a-z0-9_*/@-]{0,12}",
-        1 => "[a-z][a-z0-9_*/@-]{200,255}",
+        2 => "[0-9][a-z0-9_*/@-]{0,12}",
+        1 => "[a-z0-9][a-z0-9_*/@-]{200,255}",
         1 => "[0-9][a-z0-9_*/-]{0,20}@[a-z][a-z0-9_*/-]{0,13}",
     ]
 }
@@ -165,6 +169,32 @@ proptest! {
     }
 
     #[test]
+    fn tracestate_repeated_keys_keep_the_first_member(
+        state in trace_state(),
+        repeats in vec((any::<proptest::sample::Index>(), tracestate_value(), any::<bool>()), 0..8),
+    ) {
+        prop_assume!(!state.is_empty());
+        // Repeat some keys (with any value) later in the header, some on a
+        // line of their own, within the 32 members a header may have.
+        let room = TraceState::MAX_MEMBERS - state.len();
+        let members: Vec<(&str, &str)> = state.iter().collect();
+        let mut lines = vec![state.to_string()];
+        for (index, value, new_line) in repeats.iter().take(room) {
+            let (key, _) = index.get(&members);
+            let member = format!("{key}={value}");
+            match lines.last_mut() {
+                Some(line) if !new_line => {
+                    line.push(',');
+                    line.push_str(&member);
+                }
+                _ => lines.push(member),
+            }
+        }
+        let parsed = TraceState::from_headers(lines.iter().map(String::as_str));
+        prop_assert_eq!(parsed, Ok(state));
+    }
+
+    #[test]
     fn tracestate_never_panics(s in "(?s).{0,200}", t in "[a-z0-9=, \t@*/_-]{0,200}") {
         for input in [&s, &t] {
             if let Ok(state) = input.parse::<TraceState>() {
@@ -255,6 +285,29 @@ proptest! {
     }
 
     #[test]
+    fn baggage_raw_non_ascii_drops_only_its_member(
+        baggage in baggage(1..8, false),
+        bad in vec(("[a-z]{1,4}", "[a-z]{0,3}", "[\u{80}-\u{10ffff}]{1,3}", any::<proptest::sample::Index>()), 1..4),
+        junk in vec(128u8.., 1..4),
+    ) {
+        // The header as written, with members holding raw UTF-8 or bytes
+        // that are not UTF-8 inserted between its members.
+        let mut members: Vec<Vec<u8>> = baggage.to_string().split(',').map(|m| m.as_bytes().to_vec()).collect();
+        for (key, prefix, text, at) in &bad {
+            let at = at.index(members.len() + 1);
+            members.insert(at, format!("{key}x{prefix}={prefix}{text}").into_bytes());
+        }
+        let mut raw = b"zz=".to_vec();
+        raw.extend_from_slice(&junk);
+        members.push(raw);
+        let header = members.join(&b","[..]);
+        prop_assert_eq!(&Baggage::from_header_bytes([header.as_slice()]), &baggage);
+        if let Ok(text) = std::str::from_utf8(&header) {
+            prop_assert_eq!(&text.parse::<Baggage>().unwrap_or_default(), &baggage);
+        }
+    }
+
+    #[test]
     fn baggage_never_panics(s in "(?s).{0,300}", t in "[a-zA-Z0-9=;,% \t\"\\\\]{0,300}") {
         for input in [&s, &t] {
             let parsed: Baggage = input.parse().unwrap_or_default();
@@ -265,4 +318,116 @@ proptest! {
             }
         }
     }
+}
+
+/// Parsing a header of 4,000 or 40,000 members keeps the first 64 (and
+/// finishes: a quadratic parse of 40,000 members would take minutes in a
+/// debug build); so does a carrier with that many baggage members.
+#[test]
+fn huge_baggage_is_bounded_on_every_path() {
+    for n in [4_000, 40_000] {
+        let members: Vec<String> = (0..n).map(|i| format!("k{i}=v{i}")).collect();
+        let header = members.join(",");
+        let baggage: Baggage = header.parse().unwrap_or_default();
+        assert_eq!(baggage.len(), BAGGAGE_MAX_MEMBERS, "{n}");
+        assert_eq!(baggage.get("k63"), Some("v63"));
+        assert_eq!(baggage.get("k64"), None);
+        assert!(baggage.to_string().len() <= BAGGAGE_MAX_BYTES);
+        assert_eq!(
+            Baggage::from_headers(members.iter().map(String::as_str)),
+            baggage
+        );
+        assert_eq!(
+            Baggage::parse_strict(&header),
+            Err(InvalidBaggage::TooManyMembers)
+        );
+
+        let object: serde_json::Map<String, serde_json::Value> = (0..n)
+            .map(|i| (format!("k{i}"), serde_json::Value::from(format!("v{i}"))))
+            .collect();
+        let json = serde_json::json!({
+            "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "baggage": object,
+        })
+        .to_string();
+        let carrier = Carrier::from_json(&json).expect("a carrier");
+        let cx = Context::from_carrier(&carrier).expect("a valid carrier");
+        assert_eq!(cx.baggage().len(), BAGGAGE_MAX_MEMBERS, "{n}");
+        assert!(cx.baggage().to_string().len() <= BAGGAGE_MAX_BYTES);
+    }
+    // Within the byte limit too: 8 members of 2,000 bytes keep 4.
+    let big: Vec<String> = (0..8)
+        .map(|i| format!("k{i}={}", "v".repeat(2000)))
+        .collect();
+    let baggage: Baggage = big.join(",").parse().unwrap_or_default();
+    assert_eq!(baggage.len(), 4);
+    assert_eq!(TRACESTATE_MAX_MEMBERS, TraceState::MAX_MEMBERS);
+}
+
+/// The W3C Trace Context Level 2 harness cases this crate once failed, over
+/// HTTP headers: repeated `tracestate` keys and keys that start with a digit.
+#[cfg(feature = "http")]
+#[test]
+fn trace_context_level_2_cases_over_http() {
+    use ::http::{HeaderMap, HeaderValue};
+    const PARENT: &str = "00-12345678901234567890123456789012-1234567890123456-00";
+
+    let forward = |states: &[&str]| -> Option<String> {
+        let mut incoming = HeaderMap::new();
+        incoming.insert("traceparent", HeaderValue::from_static(PARENT));
+        for state in states {
+            incoming.append(
+                "tracestate",
+                HeaderValue::from_str(state).expect("a header"),
+            );
+        }
+        let cx = context_runtime::http::extract(&incoming);
+        assert_eq!(
+            cx.trace_id().to_string(),
+            "12345678901234567890123456789012"
+        );
+        let mut outgoing = HeaderMap::new();
+        context_runtime::http::inject(&cx, &mut outgoing);
+        let state = outgoing.get("tracestate")?;
+        Some(state.to_str().expect("ASCII").to_owned())
+    };
+    // Duplicated keys: inherited, the later duplicate dropped.
+    assert_eq!(forward(&["foo=1,foo=1"]).as_deref(), Some("foo=1"));
+    assert_eq!(forward(&["foo=1,foo=2"]).as_deref(), Some("foo=1"));
+    assert_eq!(forward(&["foo=1", "foo=1"]).as_deref(), Some("foo=1"));
+    assert_eq!(forward(&["foo=1", "foo=2"]).as_deref(), Some("foo=1"));
+    // Level 2 keys.
+    assert_eq!(
+        forward(&["1vendor=x,rojo=1"]).as_deref(),
+        Some("1vendor=x,rojo=1")
+    );
+    assert_eq!(
+        forward(&["fw529a3039@dt=1", "14a8fe8b-9bb7b2b1@dt=fw4"]).as_deref(),
+        Some("fw529a3039@dt=1,14a8fe8b-9bb7b2b1@dt=fw4")
+    );
+    // Still discarded whole: an invalid key, 33 members.
+    assert_eq!(forward(&["foo=1,Bar=2"]), None);
+    assert_eq!(forward(&["_vendor=1,rojo=1"]), None);
+    let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+    assert_eq!(forward(&[many.join(",").as_str()]), None);
+}
+
+/// Raw UTF-8 (or any byte that is not ASCII) in one baggage member drops
+/// that member only, also through `http::extract`.
+#[cfg(feature = "http")]
+#[test]
+fn raw_non_ascii_in_http_baggage_drops_one_member() {
+    use ::http::{HeaderMap, HeaderValue};
+    let mut headers = HeaderMap::new();
+    headers.append(
+        "baggage",
+        HeaderValue::from_bytes("a=1,e=é,b=2".as_bytes()).expect("obs-text is allowed"),
+    );
+    headers.append(
+        "baggage",
+        HeaderValue::from_bytes(b"c=3,f=\xff\xfe,d=4").expect("obs-text is allowed"),
+    );
+    let cx = context_runtime::http::extract(&headers);
+    let members: Vec<(&str, &str)> = cx.baggage().iter().collect();
+    assert_eq!(members, [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]);
 }

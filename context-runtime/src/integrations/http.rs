@@ -31,6 +31,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::borrow::Cow;
+
 use ::http::header::{HeaderName, HeaderValue};
 use ::http::{Extensions, HeaderMap};
 
@@ -117,10 +119,18 @@ impl Propagator {
         headers: &HeaderMap,
         extensions: &Extensions,
     ) -> Result<Context, CarrierError> {
+        // Baggage is read member by member: raw non-ASCII bytes make their
+        // member malformed (dropped), not the whole header. Valid UTF-8 is
+        // borrowed; anything else becomes U+FFFD, which no member accepts.
+        let baggage: Vec<Cow<'_, str>> = headers
+            .get_all(BAGGAGE)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .collect();
         self.try_extract_fields(
             headers.get_all(TRACEPARENT).iter().map(text),
             headers.get_all(TRACESTATE).iter().map(text),
-            headers.get_all(BAGGAGE).iter().map(text),
+            baggage.iter().map(|v| Some(v.trim())),
             |trust| match trust {
                 Trust::Resolver(resolver) => Some(resolver.try_resolve(headers, extensions)),
                 _ => None,

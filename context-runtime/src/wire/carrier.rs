@@ -359,12 +359,13 @@ fn parse_baggage(raw: Option<&Value>) -> Result<Baggage, CarrierError> {
         Some(Value::Object(map)) => map
             .iter()
             .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
+                Value::String(s) => Ok((k.as_str(), s.as_str())),
                 _ => Err(CarrierError::InvalidBaggage {
                     reason: format!("the value of {k:?} is not a string"),
                 }),
             })
-            .collect(),
+            .collect::<Result<Vec<_>, _>>()
+            .map(Baggage::from_pairs),
         Some(_) => Err(CarrierError::InvalidBaggage {
             reason: "expected an object of string values".into(),
         }),

@@ -15,14 +15,16 @@
 //! asks for a tolerant parse (HTTP headers). JSON nesting is bounded by the
 //! parser (128 levels).
 
+use crate::model::w3c::{Baggage, TraceState};
+
 /// The most members of baggage that are read or propagated (W3C Baggage).
-pub const MAX_BAGGAGE_MEMBERS: usize = 64;
+pub const MAX_BAGGAGE_MEMBERS: usize = Baggage::MAX_MEMBERS;
 
 /// The most bytes of baggage that are read or propagated (W3C Baggage).
-pub const MAX_BAGGAGE_BYTES: usize = 8192;
+pub const MAX_BAGGAGE_BYTES: usize = Baggage::MAX_LEN;
 
 /// The most `tracestate` members (W3C Trace Context).
-pub const MAX_TRACESTATE_MEMBERS: usize = 32;
+pub const MAX_TRACESTATE_MEMBERS: usize = TraceState::MAX_MEMBERS;
 
 /// The most bytes of a carrier's JSON text.
 pub const MAX_CARRIER_BYTES: usize = 16 * 1024;

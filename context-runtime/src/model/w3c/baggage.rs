@@ -179,7 +179,11 @@ impl fmt::Debug for BaggageMember {
 /// - Keys are unique in a `Baggage`. The spec does not promise unique keys in
 ///   a header (it asks senders not to repeat one); when a key comes again,
 ///   the later member wins, in the place of the earlier one, as
-///   [`Baggage::insert_member`] would do.
+///   [`Baggage::insert_member`] would do (and if the later member no longer
+///   fits in the limits, the key is left out).
+/// - Raw non-ASCII in a member (`e=é`) makes that member malformed, so it is
+///   skipped and the others kept; [`Baggage::from_header_bytes`] reads header
+///   values that are not UTF-8 the same way.
 /// - On output, everything outside the spec's `baggage-octet` is
 ///   percent-encoded, and so is `%` itself: spaces, `"`, `,`, `;`, `\`,
 ///   control characters and non-ASCII characters (as their UTF-8 bytes).
@@ -190,7 +194,11 @@ impl fmt::Debug for BaggageMember {
 ///   members are taken in order, and one that would break a limit is left
 ///   out. This holds when parsing (so the result can always be sent on) and
 ///   when writing. A `Baggage` built in code may hold more; only what is
-///   written is limited.
+///   written is limited. The limits are [`BAGGAGE_MAX_MEMBERS`](super::BAGGAGE_MAX_MEMBERS)
+///   and [`BAGGAGE_MAX_BYTES`](super::BAGGAGE_MAX_BYTES).
+/// - Parsing is linear in its input and holds at most 64 members at any
+///   time, however long the header: a 40,000-member header gives its first
+///   64 members.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Baggage {
     members: Vec<BaggageMember>,
@@ -255,15 +263,146 @@ impl Baggage {
     }
 }
 
-/// Up to this many members, a repeated key is found by a scan.
+/// Up to this many members, a repeated key is found by a scan; beyond, by
+/// a hash map.
 const SCAN_LIMIT: usize = 8;
+
+#[cfg(test)]
+thread_local! {
+    /// Key comparisons and map look-ups made while collecting members: the
+    /// tests check that they grow linearly with the input.
+    static PROBES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts `n` probes (tests only).
+fn probe(n: usize) {
+    #[cfg(test)]
+    PROBES.with(|p| p.set(p.get() + n));
+    #[cfg(not(test))]
+    let _ = n;
+}
+
+/// Collects members one at a time within the limits, in bounded memory: at
+/// most [`Baggage::MAX_MEMBERS`] members are held, so each member costs a
+/// bounded amount of work beyond its own parse, and a parse is linear in its
+/// input.
+#[derive(Default)]
+struct Collector<'a> {
+    members: Vec<BaggageMember>,
+    /// The members' lengths as written, without the separating commas.
+    len: usize,
+    /// Where each key is, once there are more than [`SCAN_LIMIT`] members
+    /// (keys borrowed from the header where they can be).
+    index: Option<HashMap<Cow<'a, str>, usize>>,
+}
+
+impl<'a> Collector<'a> {
+    /// Parses one raw member (a piece of header between commas) and offers
+    /// it; an empty or malformed one is skipped.
+    fn offer_raw(&mut self, raw: &'a str) {
+        let raw = trim_ows_str(raw);
+        if raw.is_empty() {
+            return;
+        }
+        let Ok((key, member)) = parse_member(raw) else {
+            return;
+        };
+        // Parsed keys are tokens, so the member can be written.
+        if let Some(len) = member_len(&member, true) {
+            self.offer(Cow::Borrowed(key), member, len);
+        }
+    }
+
+    /// Takes `member` (of `len` bytes as written) if it fits: a new key at
+    /// the end, a repeated one in the place of the earlier member; a
+    /// repeated key whose new member no longer fits is removed.
+    fn offer(&mut self, key: Cow<'a, str>, member: BaggageMember, len: usize) {
+        match self.find(&key) {
+            Some(i) => {
+                let Some(earlier) = self.members.get(i) else {
+                    return;
+                };
+                // Its length as it was counted (a parsed key is a token, so
+                // both ways of counting agree).
+                let old = member_len(earlier, false).unwrap_or_default();
+                let separators = self.members.len() - 1;
+                let new_len = self.len - old + len;
+                let Some(slot) = self.members.get_mut(i) else {
+                    return;
+                };
+                if new_len + separators <= Baggage::MAX_LEN {
+                    *slot = member;
+                    self.len = new_len;
+                } else {
+                    self.members.remove(i);
+                    self.len -= old;
+                    self.reindex();
+                }
+            }
+            None => {
+                let separators = self.members.len();
+                if self.members.len() >= Baggage::MAX_MEMBERS
+                    || self.len + len + separators > Baggage::MAX_LEN
+                {
+                    return;
+                }
+                if let Some(index) = &mut self.index {
+                    index.insert(key, self.members.len());
+                }
+                self.members.push(member);
+                self.len += len;
+                if self.index.is_none() && self.members.len() > SCAN_LIMIT {
+                    self.reindex();
+                }
+            }
+        }
+    }
+
+    /// The position of the member with `key`.
+    fn find(&self, key: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => {
+                probe(1);
+                index.get(key).copied()
+            }
+            None => {
+                probe(self.members.len());
+                self.members.iter().position(|m| m.key() == key)
+            }
+        }
+    }
+
+    /// Rebuilds the index after members moved (at most 64 of them).
+    fn reindex(&mut self) {
+        if self.members.len() <= SCAN_LIMIT {
+            self.index = None;
+            return;
+        }
+        probe(self.members.len());
+        self.index = Some(
+            self.members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (Cow::Owned(m.key().to_owned()), i))
+                .collect(),
+        );
+    }
+
+    fn finish(self) -> Baggage {
+        Baggage {
+            members: self.members,
+        }
+    }
+}
 
 /// The `baggage` header.
 impl Baggage {
-    /// The most members that are propagated.
+    /// The most members that are read and propagated
+    /// ([`BAGGAGE_MAX_MEMBERS`](super::BAGGAGE_MAX_MEMBERS)).
     pub const MAX_MEMBERS: usize = 64;
 
-    /// The most bytes of header that are propagated.
+    /// The most bytes of header that are read and propagated
+    /// ([`BAGGAGE_MAX_BYTES`](super::BAGGAGE_MAX_BYTES)).
     pub const MAX_LEN: usize = 8192;
 
     /// Parses several `baggage` header lines as one list, in order (as an HTTP
@@ -273,48 +412,75 @@ impl Baggage {
     where
         I: IntoIterator<Item = &'a str>,
     {
-        let mut members: Vec<BaggageMember> = Vec::new();
-        // Repeated keys are found by a scan while there are few members, by
-        // a map beyond (keys borrowed from the header where they can be).
-        let mut index: Option<HashMap<Cow<'a, str>, usize>> = None;
+        let mut collector = Collector::default();
         for value in values {
-            let expected = value.bytes().filter(|&c| c == b',').count() + 1;
-            members.reserve(expected.min(Self::MAX_MEMBERS));
-            if index.is_none() && members.len() + expected > SCAN_LIMIT {
-                index = Some(
-                    members
-                        .iter()
-                        .enumerate()
-                        .map(|(i, m)| (Cow::Owned(m.key().to_owned()), i))
-                        .collect(),
-                );
-            }
             for raw in value.split(',') {
-                let raw = trim_ows_str(raw);
-                if raw.is_empty() {
-                    continue;
-                }
-                let Ok((key, member)) = parse_member(raw) else {
-                    continue;
-                };
-                let found = match &index {
-                    Some(index) => index.get(key).copied(),
-                    None => members.iter().position(|m| m.key() == key),
-                };
-                match found.and_then(|i| members.get_mut(i)) {
-                    Some(slot) => *slot = member,
-                    None => {
-                        if let Some(index) = &mut index {
-                            index.insert(Cow::Borrowed(key), members.len());
-                        }
-                        members.push(member);
-                    }
+                collector.offer_raw(raw);
+            }
+        }
+        collector.finish()
+    }
+
+    /// Like [`from_headers`](Baggage::from_headers), for header values as
+    /// raw bytes (an HTTP or broker header need not be text): a member with
+    /// bytes that are not ASCII (raw UTF-8 or anything else) is skipped like
+    /// any malformed member, and the others are kept.
+    ///
+    /// ```
+    /// use context_runtime::w3c::Baggage;
+    ///
+    /// let baggage = Baggage::from_header_bytes([&b"a=1,e=\xc3\xa9,f=\xff,b=2"[..]]);
+    /// assert_eq!(baggage.to_string(), "a=1,b=2");
+    /// ```
+    pub fn from_header_bytes<'a, I>(values: I) -> Baggage
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut collector = Collector::default();
+        for value in values {
+            for raw in value.split(|&c| c == b',') {
+                // `,` is ASCII, so it never splits a UTF-8 sequence; a member
+                // that is not UTF-8 is malformed.
+                if let Ok(raw) = std::str::from_utf8(raw) {
+                    collector.offer_raw(raw);
                 }
             }
         }
-        let mut budget = Budget::default();
-        members.retain(|m| budget.admit(m));
-        Baggage { members }
+        collector.finish()
+    }
+
+    /// Baggage from `(key, value)` pairs that arrive from outside (a
+    /// carrier's JSON object, for example), within the same limits as a
+    /// parsed header: the pairs are taken in order, a repeated key replaces
+    /// the earlier value in its place, and a pair that would break a limit
+    /// is left out ([`BAGGAGE_MAX_MEMBERS`](super::BAGGAGE_MAX_MEMBERS)
+    /// members, [`BAGGAGE_MAX_BYTES`](super::BAGGAGE_MAX_BYTES) bytes as
+    /// written). Keys and values are taken as they are (not percent-decoded);
+    /// a key that is not a token is kept, counted at its own length. Linear
+    /// in the number of pairs.
+    ///
+    /// [`FromIterator`] (`collect`) keeps every pair instead, for baggage
+    /// built in code.
+    ///
+    /// ```
+    /// use context_runtime::w3c::{Baggage, BAGGAGE_MAX_MEMBERS};
+    ///
+    /// let baggage = Baggage::from_pairs((0..40_000).map(|i| (format!("k{i}"), "v")));
+    /// assert_eq!(baggage.len(), BAGGAGE_MAX_MEMBERS);
+    /// ```
+    pub fn from_pairs<K, V, I>(pairs: I) -> Baggage
+    where
+        K: Into<String>,
+        V: Into<String>,
+        I: IntoIterator<Item = (K, V)>,
+    {
+        let mut collector = Collector::default();
+        for (key, value) in pairs {
+            let member = BaggageMember::new(key, value);
+            let len = member_len(&member, false).unwrap_or_default();
+            collector.offer(Cow::Owned(member.key().to_owned()), member, len);
+        }
+        collector.finish()
     }
 
     /// Parses one `baggage` header value, rejecting anything the tolerant
@@ -367,13 +533,39 @@ impl fmt::Debug for Baggage {
     }
 }
 
+/// Every pair, in order, as [`Baggage::insert`] would take them (a repeated
+/// key replaces the earlier value in its place), without limits: for baggage
+/// built in code. Linear in the number of pairs. For pairs from outside, see
+/// [`Baggage::from_pairs`].
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Baggage {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut baggage = Baggage::new();
+        let mut members: Vec<BaggageMember> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
         for (k, v) in iter {
-            baggage.insert(k, v);
+            let member = BaggageMember::new(k, v);
+            let found = if members.len() <= SCAN_LIMIT {
+                members.iter().position(|m| m.key() == member.key())
+            } else {
+                if index.is_empty() {
+                    index = members
+                        .iter()
+                        .enumerate()
+                        .map(|(i, m)| (m.key().to_owned(), i))
+                        .collect();
+                }
+                index.get(member.key()).copied()
+            };
+            match found.and_then(|i| members.get_mut(i)) {
+                Some(slot) => *slot = member,
+                None => {
+                    if !index.is_empty() {
+                        index.insert(member.key().to_owned(), members.len());
+                    }
+                    members.push(member);
+                }
+            }
         }
-        baggage
+        Baggage { members }
     }
 }
 
@@ -430,7 +622,7 @@ impl Budget {
         if self.count >= Baggage::MAX_MEMBERS {
             return false;
         }
-        let Some(len) = encoded_member_len(member) else {
+        let Some(len) = member_len(member, true) else {
             return false;
         };
         let len = len + usize::from(self.count > 0);
@@ -443,15 +635,15 @@ impl Budget {
     }
 }
 
-/// The length of `member` as written, or `None` when its key or a property
-/// key is not a token (so it cannot be written).
-fn encoded_member_len(member: &BaggageMember) -> Option<usize> {
-    if !is_token(member.key()) {
+/// The length of `member` as written, or, when `require_tokens`, `None` when
+/// its key or a property key is not a token (so it cannot be written).
+fn member_len(member: &BaggageMember, require_tokens: bool) -> Option<usize> {
+    if require_tokens && !is_token(member.key()) {
         return None;
     }
     let mut len = member.key().len() + 1 + encoded_len(member.value());
     for property in &member.properties {
-        if !is_token(property.key()) {
+        if require_tokens && !is_token(property.key()) {
             return None;
         }
         len += 1 + property.key().len();
@@ -868,6 +1060,91 @@ mod tests {
         encoded.insert("b", " ".repeat(2000));
         assert_eq!(encoded.to_string().len(), 6002);
         assert_eq!(parse(&encoded.to_string()).len(), 1);
+    }
+
+    #[test]
+    fn raw_non_ascii_drops_only_its_member() {
+        assert_eq!(parse("a=1,e=é,b=2").to_string(), "a=1,b=2");
+        assert_eq!(parse("a=1,é=1,b=2;p=é,c=3").to_string(), "a=1,c=3");
+        let bytes: &[&[u8]] = &[b"a=1,e=\xc3\xa9,f=\xff\xfe,b=2", b"\x80", b"c=3"];
+        let baggage = Baggage::from_header_bytes(bytes.iter().copied());
+        assert_eq!(baggage.to_string(), "a=1,b=2,c=3");
+        assert_eq!(
+            Baggage::from_header_bytes([&b"x=1"[..], b"y=2"]),
+            Baggage::from_headers(["x=1", "y=2"])
+        );
+    }
+
+    /// A header of `n` distinct members, and the probes its parse made.
+    fn parse_counting(n: usize) -> (Baggage, usize) {
+        let header = (0..n)
+            .map(|i| format!("k{i}=v{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        PROBES.with(|p| p.set(0));
+        let baggage = parse(&header);
+        (baggage, PROBES.with(std::cell::Cell::get))
+    }
+
+    #[test]
+    fn parsing_is_bounded_and_linear() {
+        for n in [4_000, 40_000] {
+            let (baggage, probes) = parse_counting(n);
+            assert_eq!(baggage.len(), Baggage::MAX_MEMBERS, "{n}");
+            assert_eq!(baggage.get("k63"), Some("v63"));
+            assert_eq!(baggage.get("k64"), None);
+            // A bounded number of look-ups per member: past the first few
+            // members, one map look-up each.
+            assert!(probes <= 2 * n, "{n} members: {probes} probes");
+        }
+        // A repeated key after the limit still replaces its member in place.
+        let mut header: Vec<String> = (0..40_000).map(|i| format!("k{i}=v")).collect();
+        header.push("k0=last".into());
+        let baggage = parse(&header.join(","));
+        assert_eq!(baggage.len(), 64);
+        assert_eq!(baggage.members()[0].value(), "last");
+        // Strict parsing stops at the first member past the limit.
+        assert_eq!(
+            Baggage::parse_strict(&header.join(",")),
+            Err(InvalidBaggage::TooManyMembers)
+        );
+    }
+
+    #[test]
+    fn a_later_member_that_no_longer_fits_drops_its_key() {
+        let big = "x".repeat(5000);
+        let header = format!("a=1,b={big},a={big},c=2");
+        let baggage = parse(&header);
+        assert_eq!(baggage.to_string(), format!("b={big},c=2"));
+        // One that fits replaces the earlier member in place.
+        let header = format!("a=1,b={big},a=2,c=3");
+        assert_eq!(parse(&header).to_string(), format!("a=2,b={big},c=3"));
+        // Room freed by a dropped key is used by later members.
+        let header = format!("a={big},a={big}{big},b={big}");
+        assert_eq!(parse(&header).to_string(), format!("b={big}"));
+    }
+
+    #[test]
+    fn pairs_from_outside_are_bounded_and_collect_is_not() {
+        let pairs = || (0..40_000).map(|i| (format!("k{i}"), "v"));
+        let bounded = Baggage::from_pairs(pairs());
+        assert_eq!(bounded.len(), Baggage::MAX_MEMBERS);
+        assert_eq!(bounded.get("k63"), Some("v"));
+        assert!(bounded.to_string().len() <= Baggage::MAX_LEN);
+        // Keys that are not tokens are kept (and counted at their length).
+        let odd = Baggage::from_pairs([("not a token", "1"), ("k", "2"), ("k", "3")]);
+        assert_eq!(
+            odd.iter().collect::<Vec<_>>(),
+            [("not a token", "1"), ("k", "3")]
+        );
+        let long = Baggage::from_pairs([("a", "x".repeat(9000)), ("b", "1".into())]);
+        assert_eq!(long.iter().collect::<Vec<_>>(), [("b", "1")]);
+        // `collect` keeps everything, repeated keys in place, in linear time.
+        let mut all: Baggage = pairs().chain([("k5".to_owned(), "w")]).collect();
+        assert_eq!(all.len(), 40_000);
+        assert_eq!(all.members()[5].value(), "w");
+        all.insert("k39999", "z");
+        assert_eq!(all.len(), 40_000);
     }
 
     #[test]

@@ -9,9 +9,17 @@
 //! - [`TraceParent`]: the `traceparent` header of W3C Trace Context Level 2,
 //!   strict, with a typed [`InvalidTraceParent`] error;
 //! - [`TraceState`]: the `tracestate` header, where one invalid member
-//!   discards the whole header ([`InvalidTraceState`]);
+//!   discards the whole header ([`InvalidTraceState`]) and a repeated key
+//!   keeps its first member;
 //! - [`Baggage`]: the `baggage` header of W3C Baggage, tolerant: a malformed
-//!   member is skipped and the others are kept.
+//!   member (also one with raw non-ASCII bytes) is skipped and the others
+//!   are kept.
+//!
+//! Every parser is linear in its input and keeps within the limits below,
+//! whatever the path the text came by (HTTP headers, broker headers, the
+//! environment, carriers): [`BAGGAGE_MAX_MEMBERS`] members and
+//! [`BAGGAGE_MAX_BYTES`] bytes of baggage, [`TRACESTATE_MAX_MEMBERS`]
+//! members of trace state.
 //!
 //! ```
 //! use context_runtime::w3c::{Baggage, TraceParent, TraceState};
@@ -40,6 +48,31 @@ mod tracestate;
 pub use baggage::{Baggage, BaggageMember, BaggageProperty, InvalidBaggage};
 pub use traceparent::{InvalidTraceParent, TraceParent};
 pub use tracestate::{InvalidTraceState, TraceState};
+
+/// The most baggage members that are read and propagated (W3C Baggage: at
+/// least 64). Parsing keeps the first ones that fit; see
+/// [the `baggage` header](Baggage#the-baggage-header).
+///
+/// ```
+/// use context_runtime::w3c::{Baggage, BAGGAGE_MAX_MEMBERS};
+///
+/// let header: Vec<String> = (0..40_000).map(|i| format!("k{i}=v")).collect();
+/// let baggage: Baggage = header.join(",").parse()?;
+/// assert_eq!(baggage.len(), BAGGAGE_MAX_MEMBERS);
+/// assert_eq!(baggage.get("k63"), Some("v"));
+/// assert_eq!(baggage.get("k64"), None);
+/// # Ok::<(), std::convert::Infallible>(())
+/// ```
+pub const BAGGAGE_MAX_MEMBERS: usize = Baggage::MAX_MEMBERS;
+
+/// The most bytes of `baggage` header that are read and propagated (W3C
+/// Baggage: at least 8192), counted as written (percent-encoded, with the
+/// commas between members).
+pub const BAGGAGE_MAX_BYTES: usize = Baggage::MAX_LEN;
+
+/// The most `tracestate` members (W3C Trace Context: 32). A header with more
+/// is invalid as a whole.
+pub const TRACESTATE_MAX_MEMBERS: usize = TraceState::MAX_MEMBERS;
 
 /// `s` without the optional whitespace (spaces and tabs, RFC 9110's `OWS`)
 /// at either end.

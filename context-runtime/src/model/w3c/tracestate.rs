@@ -19,9 +19,14 @@ use super::trim_ows_str;
 /// state.insert("congo", "ucfJifl5GOE")?;
 /// assert_eq!(state.to_string(), "congo=ucfJifl5GOE,rojo=00f067aa0ba902b7");
 ///
+/// // Keys may start with a digit (Level 2).
+/// assert_eq!("1vendor=x,rojo=1".parse::<TraceState>()?.get("1vendor"), Some("x"));
+///
+/// // A repeated key: the first member is kept, the later ones dropped.
+/// assert_eq!("rojo=1,rojo=2".parse::<TraceState>()?.to_string(), "rojo=1");
+///
 /// // One invalid member discards the whole header.
 /// assert!("rojo=1,Congo=2".parse::<TraceState>().is_err());
-/// assert!("rojo=1,rojo=2".parse::<TraceState>().is_err());
 /// # Ok::<(), context_runtime::w3c::InvalidTraceState>(())
 /// ```
 ///
@@ -29,21 +34,27 @@ use super::trim_ows_str;
 ///
 /// Per W3C Trace Context Level 2:
 ///
-/// - a key is a lowercase letter followed by up to 255 lowercase letters,
-///   digits, `_`, `-`, `*`, `/` and `@` (so `tenant@vendor` keys are simple
-///   keys in Level 2). Level 1 also allowed a multi-tenant key whose tenant
-///   begins with a digit (`0ab@vendor`: a tenant of up to 241 characters, `@`,
-///   and a vendor of up to 14 starting with a letter); those are accepted too,
-///   so that a Level 1 peer's state is never discarded;
+/// - a key is `( lcalpha / DIGIT ) 0*255 ( keychar )`: a lowercase letter or
+///   a digit, then up to 255 lowercase letters, digits, `_`, `-`, `*`, `/`
+///   and `@`. Level 1's multi-tenant keys (`tenant@vendor`, such as
+///   `14a8fe8b-9bb7b2b1@dt`) are keys of this grammar;
 /// - a value is 1 to 256 printable ASCII characters (`0x20` to `0x7e`) other
 ///   than `,` and `=`, and does not end with a space;
 /// - members are separated by `,` with optional spaces and tabs around it;
 ///   empty members are allowed and ignored;
-/// - at most 32 members, and no key twice (also across header lines).
+/// - at most 32 members ([`TRACESTATE_MAX_MEMBERS`](super::TRACESTATE_MAX_MEMBERS)),
+///   counted as received (empty members do not count, repeated ones do).
 ///
-/// If anything is wrong, the whole header is invalid: [`FromStr`] and
+/// A key that comes again (in the same line or a later one) is a sender's
+/// mistake the spec lets a receiver pass on as it is or drop: the first
+/// member is kept and the later ones with the same key are dropped, so keys
+/// stay unique.
+///
+/// If anything else is wrong, the whole header is invalid: [`FromStr`] and
 /// [`TraceState::from_headers`] return an [`InvalidTraceState`], and a
 /// receiver then goes on with an empty `tracestate`.
+///
+/// Parsing is linear in the input: at most 32 members are read, each once.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct TraceState {
     /// `(key, value)` pairs, leftmost first; keys unique and valid.
@@ -51,7 +62,8 @@ pub struct TraceState {
 }
 
 impl TraceState {
-    /// The most members a `tracestate` may have.
+    /// The most members a `tracestate` may have
+    /// ([`TRACESTATE_MAX_MEMBERS`](super::TRACESTATE_MAX_MEMBERS)).
     pub const MAX_MEMBERS: usize = 32;
 
     /// The longest key.
@@ -97,10 +109,11 @@ impl TraceState {
                 if !is_valid_value(value) {
                     return Err(InvalidTraceState::InvalidValue { member: position });
                 }
-                if state.get(key).is_some() {
-                    return Err(InvalidTraceState::DuplicateKey { member: position });
+                // A repeated key: the first member stays, this one goes. At
+                // most 32 members, so the scan is bounded.
+                if state.get(key).is_none() {
+                    state.members.push((key.to_owned(), value.to_owned()));
                 }
-                state.members.push((key.to_owned(), value.to_owned()));
             }
         }
         Ok(state)
@@ -212,40 +225,21 @@ fn member_len(key: &str, value: &str) -> usize {
     key.len() + 1 + value.len()
 }
 
-/// A Level 2 key, or a Level 1 multi-tenant key whose tenant starts with a
-/// digit.
+/// A Level 2 key: `( lcalpha / DIGIT ) 0*255 ( keychar )`. Level 1's
+/// `tenant-id "@" system-id` keys (a tenant of up to 241 characters, a system
+/// of up to 14) all match it.
 fn is_valid_key(key: &str) -> bool {
     match key.as_bytes().split_first() {
-        Some((first, rest)) if first.is_ascii_lowercase() => {
-            rest.len() < TraceState::MAX_KEY_LEN
-                && rest.iter().all(|&c| is_key_char(c) || c == b'@')
+        Some((first, rest)) if first.is_ascii_lowercase() || first.is_ascii_digit() => {
+            rest.len() < TraceState::MAX_KEY_LEN && rest.iter().all(|&c| is_key_char(c))
         }
-        Some((first, _)) if first.is_ascii_digit() => is_level1_multi_tenant_key(key),
         _ => false,
     }
 }
 
-/// Level 1: `tenant-id "@" system-id`, a tenant of 1 to 241 characters
-/// starting with a letter or digit, and a system of 1 to 14 starting with a
-/// letter.
-fn is_level1_multi_tenant_key(key: &str) -> bool {
-    let Some((tenant, system)) = key.split_once('@') else {
-        return false;
-    };
-    let tenant_ok = matches!(tenant.as_bytes().split_first(),
-        Some((first, rest)) if (first.is_ascii_lowercase() || first.is_ascii_digit())
-            && rest.len() <= 240
-            && rest.iter().all(|&c| is_key_char(c)));
-    let system_ok = matches!(system.as_bytes().split_first(),
-        Some((first, rest)) if first.is_ascii_lowercase()
-            && rest.len() <= 13
-            && rest.iter().all(|&c| is_key_char(c)));
-    tenant_ok && system_ok
-}
-
-/// `lcalpha / DIGIT / "_" / "-" / "*" / "/"`.
+/// `keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"`.
 fn is_key_char(c: u8) -> bool {
-    matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/')
+    matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@')
 }
 
 /// `0*255(chr) nblk-chr`: printable ASCII without `,` and `=`, not ending in
@@ -302,7 +296,7 @@ pub enum InvalidTraceState {
         member: usize,
     },
     /// A key outside the grammar (lowercase letters, digits, `_ - * / @`,
-    /// starting with a letter, at most 256 characters).
+    /// starting with a letter or digit, at most 256 characters).
     InvalidKey {
         /// The member's position.
         member: usize,
@@ -313,7 +307,9 @@ pub enum InvalidTraceState {
         /// The member's position.
         member: usize,
     },
-    /// A key that an earlier member already has.
+    /// A key that an earlier member already has. Parsing does not return
+    /// it (a repeated key's later members are dropped); it is kept for code
+    /// that matches on it.
     DuplicateKey {
         /// The member's position.
         member: usize,
@@ -334,7 +330,7 @@ impl fmt::Display for InvalidTraceState {
             InvalidTraceState::InvalidKey { member } => write!(
                 f,
                 "tracestate member {member} has an invalid key: expected a lowercase letter \
-                 and up to 255 of `a-z`, `0-9`, `_`, `-`, `*`, `/` and `@`"
+                 or a digit, and up to 255 of `a-z`, `0-9`, `_`, `-`, `*`, `/` and `@`"
             ),
             InvalidTraceState::InvalidValue { member } => write!(
                 f,
@@ -394,6 +390,31 @@ mod tests {
                 "14a8fe8b-9bb7b2b1@dt=fw4".into(),
             ),
             (format!("{level1_tenant}=1"), format!("{level1_tenant}=1")),
+            // Level 2: a key may start with a digit, with or without `@`,
+            // and `@` may appear anywhere after the first character.
+            ("1vendor=x,rojo=1".into(), "1vendor=x,rojo=1".into()),
+            ("0=1,9z=2".into(), "0=1,9z=2".into()),
+            ("1foo=1".into(), "1foo=1".into()),
+            ("1@=1,1@2v=2,1@v@w=3".into(), "1@=1,1@2v=2,1@v@w=3".into()),
+            (
+                format!("{}@v=1", "1".repeat(242)),
+                format!("{}@v=1", "1".repeat(242)),
+            ),
+            (
+                format!("1@{}=1", "v".repeat(15)),
+                format!("1@{}=1", "v".repeat(15)),
+            ),
+            (
+                format!("9{}=1", "z".repeat(255)),
+                format!("9{}=1", "z".repeat(255)),
+            ),
+            // A repeated key: the first member stays, the later ones go.
+            ("foo=1,foo=1".into(), "foo=1".into()),
+            ("foo=1,foo=2".into(), "foo=1".into()),
+            (
+                "foo=1,bar=2,foo=3,bar=4,baz=5".into(),
+                "foo=1,bar=2,baz=5".into(),
+            ),
             // Longest key and value.
             (format!("{key256}=1"), format!("{key256}=1")),
             (format!("k={value256}"), format!("k={value256}")),
@@ -424,6 +445,11 @@ mod tests {
         );
         // Empty members do not count.
         assert_eq!(parse(&members[..32].join(",,")).unwrap().len(), 32);
+        // Repeated ones do: the header is read as received.
+        let repeated = format!("{},k0=again", members[..32].join(","));
+        assert_eq!(parse(&repeated), Err(InvalidTraceState::TooManyMembers));
+        let repeated = format!("{},k0=again", members[..31].join(","));
+        assert_eq!(parse(&repeated).unwrap().get("k0"), Some("v0"));
         // The limit holds across header lines.
         let (a, b) = members.split_at(20);
         assert_eq!(
@@ -442,20 +468,23 @@ mod tests {
             ("=1".into(), InvalidKey { member: 1 }),
             ("Foo=1".into(), InvalidKey { member: 1 }),
             ("foo=1,BAR=2".into(), InvalidKey { member: 2 }),
-            ("1foo=1".into(), InvalidKey { member: 1 }),
             ("_foo=1".into(), InvalidKey { member: 1 }),
             ("@foo=1".into(), InvalidKey { member: 1 }),
             ("foo.bar=1".into(), InvalidKey { member: 1 }),
             ("foo =1".into(), InvalidKey { member: 1 }),
             ("fo o=1".into(), InvalidKey { member: 1 }),
             ("föo=1".into(), InvalidKey { member: 1 }),
+            ("-foo=1".into(), InvalidKey { member: 1 }),
+            ("*foo=1".into(), InvalidKey { member: 1 }),
+            ("/foo=1".into(), InvalidKey { member: 1 }),
+            ("1Foo=1".into(), InvalidKey { member: 1 }),
+            ("1vendor=x,rojo=1,2.x=3".into(), InvalidKey { member: 3 }),
             (format!("k{}=1", "z".repeat(256)), InvalidKey { member: 1 }),
-            // Level 1 multi-tenant limits for digit-first tenants.
-            (format!("{}@v=1", "1".repeat(242)), InvalidKey { member: 1 }),
-            (format!("1@{}=1", "v".repeat(15)), InvalidKey { member: 1 }),
-            ("1@=1".into(), InvalidKey { member: 1 }),
-            ("1@2v=1".into(), InvalidKey { member: 1 }),
-            ("1@v@w=1".into(), InvalidKey { member: 1 }),
+            (format!("9{}=1", "z".repeat(256)), InvalidKey { member: 1 }),
+            (
+                format!("1{}@v=1", "1".repeat(255)),
+                InvalidKey { member: 1 },
+            ),
             // Values.
             ("foo=".into(), InvalidValue { member: 1 }),
             ("foo= ".into(), InvalidValue { member: 1 }),
@@ -468,9 +497,8 @@ mod tests {
                 format!("foo={}", "v".repeat(257)),
                 InvalidValue { member: 1 },
             ),
-            // Duplicates.
-            ("foo=1,foo=1".into(), DuplicateKey { member: 2 }),
-            ("foo=1,bar=2,foo=3".into(), DuplicateKey { member: 3 }),
+            // A repeated key does not excuse an invalid member after it.
+            ("foo=1,foo=2,Bar=3".into(), InvalidKey { member: 3 }),
         ];
         for (input, expected) in &table {
             assert_eq!(parse(input), Err(*expected), "{input:?}");
@@ -482,11 +510,12 @@ mod tests {
     fn header_lines_are_one_list() {
         let state = TraceState::from_headers(["foo=1", "", "bar=2 , baz=3"]).unwrap();
         assert_eq!(state.to_string(), "foo=1,bar=2,baz=3");
-        // A duplicate across lines, or a bad member in any line, discards all.
-        assert_eq!(
-            TraceState::from_headers(["foo=1", "foo=1"]),
-            Err(InvalidTraceState::DuplicateKey { member: 2 })
-        );
+        // A key repeated on a later line: the first member stays.
+        for lines in [["foo=1", "foo=1"], ["foo=1", "foo=2"]] {
+            let state = TraceState::from_headers(lines).unwrap();
+            assert_eq!(state.to_string(), "foo=1", "{lines:?}");
+        }
+        // A bad member in any line discards all.
         assert_eq!(
             TraceState::from_headers(["foo=1", "bar=2,Baz=3"]),
             Err(InvalidTraceState::InvalidKey { member: 3 })
