@@ -732,12 +732,9 @@ async fn forward(
     };
     match confirm {
         Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
-            Err(not_stored(format!(
-                "returned: {} {}",
-                returned.reply_code, returned.reply_text
-            )))
-        }
+        Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(not_stored(
+            format!("returned: {} {}", returned.reply_code, returned.reply_text),
+        )),
         Confirmation::Nack(None) => Err(not_stored("nacked".to_owned())),
         Confirmation::NotRequested => Err(ProcessError::ConfirmsRequired),
     }

@@ -307,8 +307,8 @@ async fn run_amqp(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure
     channel.confirm_select(Default::default()).await?;
     let prefetch = u16::try_from(args.concurrency).unwrap_or(u16::MAX);
     channel.basic_qos(prefetch, Default::default()).await?;
-    let queue = amqp::Queue::new(args.queue.clone())
-        .with_policy(Policy::new().max_attempts(args.attempts));
+    let queue =
+        amqp::Queue::new(args.queue.clone()).with_policy(Policy::new().max_attempts(args.attempts));
     let consumer = channel
         .basic_consume(
             args.queue.as_str().into(),
