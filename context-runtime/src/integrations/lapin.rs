@@ -259,11 +259,15 @@ impl ContextSource for Delivery {
 /// delivery of the same message that was not acked (a worker killed, a
 /// connection cut) adds one through the quorum queue's [`DELIVERY_COUNT`].
 pub fn attempt(delivery: &Delivery) -> u32 {
-    let base = header(&delivery.properties, ATTEMPT)
+    attempt_of(&delivery.properties)
+}
+
+fn attempt_of(properties: &BasicProperties) -> u32 {
+    let base = header(properties, ATTEMPT)
         .and_then(number)
         .unwrap_or(1)
         .max(1);
-    let returned = header(&delivery.properties, DELIVERY_COUNT)
+    let returned = header(properties, DELIVERY_COUNT)
         .and_then(number)
         .unwrap_or(0);
     base.saturating_add(returned)
@@ -324,10 +328,13 @@ const NEVER_SETTLED: &str = "every delivery ended without an ack: the worker was
 /// [`RejectionKind::Exhausted`] with `attempts` 0 (the broker does not
 /// say how many). `None` for any other message.
 pub fn dead_letter(delivery: &Delivery) -> Option<DeadLetter> {
-    let properties = &delivery.properties;
+    dead_letter_of(&delivery.properties, &delivery.data)
+}
+
+fn dead_letter_of(properties: &BasicProperties, data: &[u8]) -> Option<DeadLetter> {
     let string = |name| header(properties, name).and_then(text).map(str::to_owned);
     let trace_id = claimed_trace_id(header(properties, TRACEPARENT).and_then(text));
-    let payload = String::from_utf8_lossy(&delivery.data).into_owned();
+    let payload = String::from_utf8_lossy(data).into_owned();
     let Some(kind) = header(properties, KIND)
         .and_then(text)
         .and_then(RejectionKind::parse)
@@ -821,5 +828,72 @@ mod tests {
             .expect("ok")
             .tenant()
             .is_none());
+    }
+
+    #[test]
+    fn attempts_count_retries_and_deliveries_that_never_settled() {
+        let properties = |pairs: &[(&str, AMQPValue)]| {
+            let mut table = FieldTable::default();
+            for (k, v) in pairs {
+                table.insert((*k).into(), v.clone());
+            }
+            BasicProperties::default().with_headers(table)
+        };
+        assert_eq!(attempt_of(&BasicProperties::default()), 1);
+        assert_eq!(
+            attempt_of(&properties(&[(DELIVERY_COUNT, AMQPValue::LongLongInt(0))])),
+            1
+        );
+        // Two deliveries died before this one.
+        assert_eq!(
+            attempt_of(&properties(&[(DELIVERY_COUNT, AMQPValue::LongLongInt(2))])),
+            3
+        );
+        // A retry's copy, delivered once before.
+        let retried = properties(&[
+            (ATTEMPT, AMQPValue::LongUInt(2)),
+            (DELIVERY_COUNT, AMQPValue::LongLongInt(1)),
+        ]);
+        assert_eq!(attempt_of(&retried), 3);
+        let copy = without_header(retried, DELIVERY_COUNT);
+        assert_eq!(attempt_of(&copy), 2);
+    }
+
+    #[test]
+    fn the_queue_is_a_quorum_queue_with_a_delivery_limit_from_the_policy() {
+        let queue = Queue::new("jobs").with_policy(Policy::new().max_attempts(3));
+        let arguments = queue.arguments();
+        let get = |k: &str| arguments.inner().get(k).cloned();
+        let text = |s: &str| Some(AMQPValue::LongString(LongString::from(s)));
+        assert_eq!(get("x-queue-type"), text("quorum"));
+        assert_eq!(get("x-delivery-limit"), Some(AMQPValue::LongInt(2)));
+        assert_eq!(get("x-dead-letter-exchange"), text("jobs.dead"));
+        assert_eq!(get("x-dead-letter-strategy"), text("at-least-once"));
+        let once = Queue::new("once").with_policy(Policy::new().max_attempts(1));
+        assert_eq!(
+            once.arguments().inner().get("x-delivery-limit"),
+            Some(&AMQPValue::LongInt(0))
+        );
+    }
+
+    #[test]
+    fn a_message_the_broker_dead_lettered_at_the_delivery_limit_reads_as_exhausted() {
+        let cx = Context::root().with_tenant(TenantId::new("acme").expect("valid"));
+        let mut table = FieldTable::default();
+        inject(&cx, &mut table);
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+        table.insert(FIRST_DEATH_REASON.into(), text("delivery_limit"));
+        table.insert(FIRST_DEATH_QUEUE.into(), text("jobs"));
+        let properties = BasicProperties::default().with_headers(table.clone());
+        let letter = dead_letter_of(&properties, b"{}").expect("a dead letter");
+        assert_eq!(letter.kind, RejectionKind::Exhausted);
+        assert_eq!(letter.queue, "jobs");
+        assert_eq!(letter.tenant.as_deref(), Some("acme"));
+        assert_eq!(letter.trace_id, Some(cx.trace_id().to_string()));
+        assert!(letter.reason.contains("delivery limit"));
+        // Expired, or any message without a record: not ours to read.
+        table.insert(FIRST_DEATH_REASON.into(), text("expired"));
+        let expired = BasicProperties::default().with_headers(table);
+        assert_eq!(dead_letter_of(&expired, b"{}"), None);
     }
 }
