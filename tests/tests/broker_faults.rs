@@ -122,8 +122,17 @@ impl Pool {
 
     /// Reads events until one matches `wanted` (returned) or [`BOUND`]
     /// passes (`None`); every event is recorded on the way.
-    async fn wait_for(&mut self, mut wanted: impl FnMut(&Event) -> bool) -> Option<Event> {
-        let deadline = Instant::now() + BOUND;
+    async fn wait_for(&mut self, wanted: impl FnMut(&Event) -> bool) -> Option<Event> {
+        self.wait_for_within(BOUND, wanted).await
+    }
+
+    /// [`Pool::wait_for`], for at most `within`.
+    async fn wait_for_within(
+        &mut self,
+        within: Duration,
+        mut wanted: impl FnMut(&Event) -> bool,
+    ) -> Option<Event> {
+        let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let event = tokio::time::timeout(left, self.events.recv())
@@ -160,8 +169,13 @@ impl Pool {
 
     /// Waits until job `id` completes.
     async fn completed(&mut self, id: u64) -> Option<Report> {
+        self.completed_within(id, BOUND).await
+    }
+
+    /// Waits until job `id` completes, for at most `within`.
+    async fn completed_within(&mut self, id: u64, within: Duration) -> Option<Report> {
         match self
-            .wait_for(|e| matches!(e, Event::Completed(r) if r.id == id))
+            .wait_for_within(within, |e| matches!(e, Event::Completed(r) if r.id == id))
             .await?
         {
             Event::Completed(report) => Some(report),
@@ -348,11 +362,12 @@ mod rabbitmq {
         .await;
         let letter = dead_letter_of(1, Duration::from_secs(10), || dead_letters(conn, queue)).await;
         publish(channel, queue, serde_json::json!({ "id": 2 })).await;
-        let good = if pool.running(&worker) {
-            pool.completed(2).await.is_some()
-        } else {
-            false
-        };
+        // A worker that still consumes takes it at once.
+        let good = pool.running(&worker)
+            && pool
+                .completed_within(2, Duration::from_secs(10))
+                .await
+                .is_some();
         let running = pool.running(&worker);
         let starts = pool.starts(1);
         pool.stop().await;
@@ -831,11 +846,12 @@ mod nats {
             .await;
         let letter = dead_letter_of(1, Duration::from_secs(10), || setup.dead_letters()).await;
         setup.publish(serde_json::json!({ "id": 2 })).await;
-        let good = if pool.running(&worker) {
-            pool.completed(2).await.is_some()
-        } else {
-            false
-        };
+        // A worker that still consumes takes it at once.
+        let good = pool.running(&worker)
+            && pool
+                .completed_within(2, Duration::from_secs(10))
+                .await
+                .is_some();
         let running = pool.running(&worker);
         let starts = pool.starts(1);
         pool.stop().await;
@@ -984,7 +1000,7 @@ mod nats {
             .await;
         let completed = pool.completed(1).await.is_some();
         // A duplicate would have started by now; give a late one an ack wait.
-        let _ = tokio::time::timeout(ACK_WAIT, pool.wait_for(|_| false)).await;
+        let _ = pool.wait_for_within(ACK_WAIT, |_| false).await;
         let starts = pool.starts(1);
         pool.stop().await;
         (starts, completed)
