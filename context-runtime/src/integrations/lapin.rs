@@ -70,7 +70,10 @@
 //!     .basic_consume(queue.name().into(), "worker".into(), Default::default(), Default::default())
 //!     .await?;
 //! while let Some(delivery) = deliveries.next().await {
-//!     queue.process(&channel, delivery?, send_invoice).await?;
+//!     // Err: not settled; the delivery comes back (and is counted).
+//!     if let Err(e) = queue.process(&channel, delivery?, send_invoice).await {
+//!         eprintln!("{e}");
+//!     }
 //! }
 //! # Ok(())
 //! # }

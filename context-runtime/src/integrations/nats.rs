@@ -80,7 +80,10 @@
 //!     .await?;
 //! let mut messages = consumer.messages().await?;
 //! while let Some(message) = messages.next().await {
-//!     jobs.process(&js, message?, send_invoice).await?;
+//!     // Err: not settled; the message comes back after its ack wait.
+//!     if let Err(e) = jobs.process(&js, message?, send_invoice).await {
+//!         eprintln!("{e}");
+//!     }
 //! }
 //! # Ok(())
 //! # }
