@@ -549,7 +549,7 @@ async fn rabbitmq_jobs_keep_their_context_across_worker_processes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_jobs_keep_their_context_across_worker_processes() {
-    use async_nats::jetstream::{self, consumer, stream};
+    use async_nats::jetstream::{self, stream};
     use context_runtime::nats::{self, Queue};
 
     let started = Instant::now();
@@ -581,13 +581,10 @@ async fn nats_jobs_keep_their_context_across_worker_processes() {
         })
         .await
         .expect("the dead-letter stream");
-    work.create_consumer(consumer::pull::Config {
-        durable_name: Some("workers".into()),
-        filter_subject: subject.clone(),
-        ..Default::default()
-    })
-    .await
-    .expect("the workers' consumer");
+    // Explicit acks, ack_wait 30 s, max_deliver = attempts + 1.
+    work.create_consumer(jobs.consumer_config("workers"))
+        .await
+        .expect("the workers' consumer");
 
     let planned = plan(&[Poison::NoTenant, Poison::BadTenant, Poison::BrokenCarrier]);
     let mut workers = Workers::spawn(

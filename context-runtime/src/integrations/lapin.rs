@@ -5,12 +5,30 @@
 //!   message's headers on publish; [`extract`] reads them back, and a
 //!   [`Delivery`], its [`BasicProperties`] and a [`FieldTable`] are each a
 //!   [`ContextSource`], so `#[with_context(from = "delivery")]` works.
-//! - A [`Queue`] is a queue with a dead-letter exchange (`name.dead`, bound
-//!   to the queue `name.dead`). [`Queue::process`] checks a delivery with
-//!   the queue's [`Policy`], runs the handler inside its context, then acks
+//! - A [`Queue`] is a quorum queue with a delivery limit and a dead-letter
+//!   exchange (`name.dead`, bound to the queue `name.dead`).
+//!   [`Queue::process`] checks a delivery with the queue's [`Policy`], runs
+//!   the handler inside its context (a panic is a failed attempt), then acks
 //!   it, re-publishes it for a retry (same body, same headers: the original
 //!   carrier, with [`ATTEMPT`] incremented), or publishes it to the
 //!   dead-letter exchange with the reason in [`REASON`], [`KIND`], [`TENANT`].
+//!
+//! # Delivery guarantees
+//!
+//! - **A dead worker's job comes back, counted.** A delivery that is never
+//!   acked (the worker was killed, its connection cut) goes back to the
+//!   quorum queue, which counts it ([`DELIVERY_COUNT`]); [`attempt`] adds
+//!   that count. A job whose worker dies on every delivery is dead-lettered
+//!   by the broker after [`Policy::attempts`] deliveries (`x-delivery-limit`,
+//!   see [`Queue::arguments`]), with the reason `delivery_limit`.
+//! - **Copies are stored before the original is acked.** Retries and dead
+//!   letters are published `mandatory` on a channel in publisher-confirm
+//!   mode (required: [`ProcessError::ConfirmsRequired`] otherwise); a copy
+//!   the broker returns or refuses re-queues the original
+//!   ([`ProcessError::NotStored`]), and the ack's own result is checked
+//!   ([`ProcessError::NotAcked`]).
+//! - **At least once.** A job can run again after a crash; handlers must be
+//!   idempotent.
 //!
 //! Identity in these headers is taken as the queue's [`Policy`] says (see
 //! [the `jobs` module](crate::jobs#trust)): the tenant and user come from
@@ -39,13 +57,13 @@
 //!     Ok(())
 //! }
 //!
-//! # async fn run(cx: context_runtime::Context) -> lapin::Result<()> {
+//! # async fn run(cx: context_runtime::Context) -> Result<(), Box<dyn std::error::Error>> {
 //! use futures_util::StreamExt as _;
 //! let conn = lapin::Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", Default::default()).await?;
 //! let channel = conn.create_channel().await?;
-//! channel.confirm_select(Default::default()).await?; // re-publishes are confirmed before the ack
+//! channel.confirm_select(Default::default()).await?; // required: copies are confirmed before the ack
 //! let queue = Queue::new("invoices");
-//! queue.declare(&channel).await?;
+//! queue.declare(&channel).await?; // a quorum queue, delivery limit 2 (3 deliveries)
 //!
 //! // Producer, inside the request's scope: the headers carry its context.
 //! cx.scope(queue.publish(&channel, br#"{"invoice":7}"#)).await?.await?;
@@ -55,7 +73,10 @@
 //!     .basic_consume(queue.name().into(), "worker".into(), Default::default(), Default::default())
 //!     .await?;
 //! while let Some(delivery) = deliveries.next().await {
-//!     queue.process(&channel, delivery?, send_invoice).await?;
+//!     // Err: not settled; the delivery comes back (and is counted).
+//!     if let Err(e) = queue.process(&channel, delivery?, send_invoice).await {
+//!         eprintln!("{e}");
+//!     }
 //! }
 //! # Ok(())
 //! # }
@@ -74,6 +95,8 @@ use ::lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use ::lapin::{BasicProperties, Channel, ExchangeKind};
 use ::lapin::{Confirmation, PublisherConfirm};
 
+use crate::jobs::Rejection;
+
 use crate::jobs::{admit, run_in, DeadLetter, Outcome, Policy, RejectionKind};
 use crate::model::context::Context;
 use crate::model::trace::SpanId;
@@ -91,6 +114,11 @@ pub const TRACESTATE: &str = fields::TRACESTATE;
 pub const BAGGAGE: &str = fields::BAGGAGE;
 /// The delivery attempt of a re-published message (absent on the first).
 pub const ATTEMPT: &str = "x-context-attempt";
+/// The header a quorum queue sets on every delivery: how many times the
+/// message was delivered before without being acked (0 the first time).
+/// Returns count: a nack with re-queue, and a consumer that died or lost
+/// its connection holding the message.
+pub const DELIVERY_COUNT: &str = "x-delivery-count";
 /// On a dead letter: why it was not run, for people.
 pub const REASON: &str = "x-dead-letter-reason";
 /// On a dead letter: the [`RejectionKind`].
@@ -263,13 +291,23 @@ impl ContextSource for Delivery {
     }
 }
 
-/// The delivery attempt: 1 the first time, then the [`ATTEMPT`] header a
-/// retry wrote.
+/// The delivery attempt: 1 the first time. A retry re-published by
+/// [`Queue::process`] carries the next attempt in [`ATTEMPT`]; every
+/// delivery of the same message that was not acked (a worker killed, a
+/// connection cut) adds one through the quorum queue's [`DELIVERY_COUNT`].
 pub fn attempt(delivery: &Delivery) -> u32 {
-    header(&delivery.properties, ATTEMPT)
+    attempt_of(&delivery.properties)
+}
+
+fn attempt_of(properties: &BasicProperties) -> u32 {
+    let base = header(properties, ATTEMPT)
         .and_then(number)
         .unwrap_or(1)
-        .max(1)
+        .max(1);
+    let returned = header(properties, DELIVERY_COUNT)
+        .and_then(number)
+        .unwrap_or(0);
+    base.saturating_add(returned)
 }
 
 fn number(value: &AMQPValue) -> Option<u32> {
@@ -341,14 +379,53 @@ pub async fn publish_using(
         .await
 }
 
+/// The header the broker writes on a message it dead-lettered itself:
+/// why (`delivery_limit` when the quorum queue's delivery limit was
+/// reached).
+pub const FIRST_DEATH_REASON: &str = "x-first-death-reason";
+/// The header the broker writes on a message it dead-lettered itself:
+/// the queue it was dead-lettered from.
+const FIRST_DEATH_QUEUE: &str = "x-first-death-queue";
+
+/// The reason of a dead letter whose deliveries all ended unsettled.
+const NEVER_SETTLED: &str = "every delivery ended without an ack: the worker was killed \
+     or lost its connection while the handler ran";
+
 /// Reads the dead-letter record of a message from a dead-letter queue:
-/// the headers [`Queue::process`] wrote, and the original body. `None`
-/// when the message has no [`KIND`] header.
+/// the headers [`Queue::process`] wrote, and the original body. A message
+/// the broker dead-lettered itself because the queue's delivery limit was
+/// reached (its workers died on every delivery) reads as
+/// [`RejectionKind::Exhausted`] with `attempts` 0 (the broker does not
+/// say how many). `None` for any other message.
 pub fn dead_letter(delivery: &Delivery) -> Option<DeadLetter> {
-    let properties = &delivery.properties;
-    let kind = RejectionKind::parse(header(properties, KIND).and_then(text)?)?;
+    dead_letter_of(&delivery.properties, &delivery.data)
+}
+
+fn dead_letter_of(properties: &BasicProperties, data: &[u8]) -> Option<DeadLetter> {
     let string = |name| header(properties, name).and_then(text).map(str::to_owned);
     let trace_id = claimed_trace_id(header(properties, TRACEPARENT).and_then(text));
+    let payload = String::from_utf8_lossy(data).into_owned();
+    let Some(kind) = header(properties, KIND)
+        .and_then(text)
+        .and_then(RejectionKind::parse)
+    else {
+        if header(properties, FIRST_DEATH_REASON).and_then(text) != Some("delivery_limit") {
+            return None;
+        }
+        let tenant = properties
+            .to_context()
+            .ok()
+            .and_then(|cx| cx.tenant().map(|t| t.as_str().to_owned()));
+        return Some(DeadLetter {
+            queue: string(FIRST_DEATH_QUEUE).unwrap_or_default(),
+            kind: RejectionKind::Exhausted,
+            reason: format!("the queue's delivery limit was reached: {NEVER_SETTLED}"),
+            tenant,
+            trace_id,
+            attempts: 0,
+            payload,
+        });
+    };
     Some(DeadLetter {
         queue: string(QUEUE).unwrap_or_default(),
         kind,
@@ -356,12 +433,82 @@ pub fn dead_letter(delivery: &Delivery) -> Option<DeadLetter> {
         tenant: string(TENANT),
         trace_id,
         attempts: header(properties, ATTEMPTS).and_then(number).unwrap_or(0),
-        payload: String::from_utf8_lossy(&delivery.data).into_owned(),
+        payload,
     })
+}
+
+/// Why [`Queue::process`] could not settle a delivery. The delivery is
+/// then never acked, so nothing is lost: the broker delivers it again
+/// (and the quorum queue counts that delivery).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// The AMQP client failed (for example, the channel or connection closed).
+    Amqp(::lapin::Error),
+    /// The channel is not in publisher-confirm mode, so a retry or a dead
+    /// letter could not be known to be stored: call
+    /// `channel.confirm_select(Default::default())` first. The delivery is
+    /// left un-acked.
+    ConfirmsRequired,
+    /// The broker did not store a retry or a dead letter: it returned it
+    /// (no queue is bound where it was published, with `mandatory` set) or
+    /// refused it. The delivery was re-queued.
+    NotStored {
+        /// The exchange it was published to (`""`: the default exchange).
+        exchange: String,
+        /// What the broker said.
+        reason: String,
+    },
+    /// The broker did not take the ack (the delivery's channel closed, or
+    /// it was settled before): it will be delivered again.
+    NotAcked,
+}
+
+impl fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcessError::Amqp(e) => write!(f, "AMQP error: {e}"),
+            ProcessError::ConfirmsRequired => f.write_str(
+                "the channel is not in publisher-confirm mode; \
+                 call `confirm_select` on it before processing deliveries",
+            ),
+            ProcessError::NotStored { exchange, reason } => write!(
+                f,
+                "the broker did not store the message published to exchange {exchange:?} \
+                 ({reason}); the delivery is re-queued"
+            ),
+            ProcessError::NotAcked => f.write_str(
+                "the broker did not take the ack (the channel closed or the delivery was \
+                 already settled); it will be delivered again",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ProcessError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProcessError::Amqp(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<::lapin::Error> for ProcessError {
+    fn from(e: ::lapin::Error) -> Self {
+        ProcessError::Amqp(e)
+    }
 }
 
 /// A RabbitMQ job queue with its dead-letter exchange, and the [`Policy`]
 /// its consumers apply.
+///
+/// The queue is a quorum queue with a delivery limit of
+/// [`Policy::attempts`] − 1 returns: a message whose worker dies on every
+/// delivery (killed, connection cut: it is never acked) is dead-lettered
+/// by the broker itself after [`Policy::attempts`] deliveries. Handler
+/// errors and panics are counted by [`Queue::process`], which dead-letters
+/// the job with its reason on the last attempt.
 #[derive(Debug, Clone)]
 pub struct Queue {
     name: String,
@@ -378,7 +525,9 @@ impl Queue {
         }
     }
 
-    /// The policy consumers of this queue apply.
+    /// The policy consumers of this queue apply; its
+    /// [`attempts`](Policy::attempts) also set the queue's delivery limit
+    /// when it is declared.
     pub fn with_policy(mut self, policy: Policy) -> Queue {
         self.policy = policy;
         self
@@ -399,13 +548,53 @@ impl Queue {
         format!("{}.dead", self.name)
     }
 
-    /// Declares the dead-letter exchange and queue, and the queue itself
-    /// (durable) with `x-dead-letter-exchange` set, so messages RabbitMQ
-    /// itself rejects (expired, too long) land there too.
+    /// The arguments [`Queue::declare`] declares the queue with:
+    ///
+    /// | argument | value |
+    /// | --- | --- |
+    /// | `x-queue-type` | `quorum` |
+    /// | `x-delivery-limit` | [`Policy::attempts`] − 1 (deliveries after the first) |
+    /// | `x-dead-letter-exchange` | [`Queue::dead_letter_exchange`] |
+    /// | `x-dead-letter-strategy` | `at-least-once` (kept until the dead-letter queue has it) |
+    /// | `x-overflow` | `reject-publish` (what `at-least-once` requires) |
+    ///
+    /// RabbitMQ refuses to re-declare a queue with other arguments
+    /// (`PRECONDITION_FAILED`): a queue declared before with other
+    /// arguments (a classic queue, another limit) needs a new name or a
+    /// migration.
+    ///
+    /// ```
+    /// use context_runtime::jobs::Policy;
+    /// use context_runtime::lapin::Queue;
+    /// use lapin::types::AMQPValue;
+    ///
+    /// let queue = Queue::new("invoices").with_policy(Policy::new().max_attempts(5));
+    /// let arguments = queue.arguments();
+    /// assert_eq!(arguments.inner().get("x-delivery-limit"), Some(&AMQPValue::LongInt(4)));
+    /// ```
+    pub fn arguments(&self) -> FieldTable {
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+        let limit = i32::try_from(self.policy.attempts().saturating_sub(1)).unwrap_or(i32::MAX);
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-queue-type".into(), text("quorum"));
+        arguments.insert("x-delivery-limit".into(), AMQPValue::LongInt(limit));
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            text(&self.dead_letter_exchange()),
+        );
+        arguments.insert("x-dead-letter-strategy".into(), text("at-least-once"));
+        arguments.insert("x-overflow".into(), text("reject-publish"));
+        arguments
+    }
+
+    /// Declares the dead-letter exchange and queue, and the queue itself:
+    /// durable, a quorum queue with the [`Queue::arguments`] (delivery
+    /// limit and dead-letter exchange).
     ///
     /// # Errors
     ///
-    /// A `lapin` error, for example when the queue exists with other arguments.
+    /// A `lapin` error, for example `PRECONDITION_FAILED` when the queue
+    /// exists with other arguments.
     pub async fn declare(&self, channel: &Channel) -> ::lapin::Result<()> {
         let durable = QueueDeclareOptions {
             durable: true,
@@ -439,13 +628,8 @@ impl Queue {
                 FieldTable::default(),
             )
             .await?;
-        let mut arguments = FieldTable::default();
-        arguments.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(LongString::from(dlx)),
-        );
         channel
-            .queue_declare(self.name.as_str().into(), durable, arguments)
+            .queue_declare(self.name.as_str().into(), durable, self.arguments())
             .await?;
         Ok(())
     }
@@ -472,27 +656,37 @@ impl Queue {
     }
 
     /// Handles one delivery to the end: checked against the policy,
-    /// `handler` run inside the delivery's context, then acked; or
-    /// re-published with its original headers and the next [`ATTEMPT`]
-    /// (then acked); or published to the dead-letter exchange with the
-    /// reason (then acked). With publisher confirms on, the ack waits for
-    /// the broker's confirm; a refused re-publish leaves the delivery
-    /// un-acked and re-queued, so nothing is lost.
+    /// `handler` run inside the delivery's context (a panic is a failed
+    /// attempt, `panicked: <message>`), then acked; or re-published with
+    /// its original headers and the next [`ATTEMPT`], then acked; or, on
+    /// the last attempt, published to the dead-letter exchange with the
+    /// reason, then acked. A delivery whose earlier attempts never settled
+    /// (its workers died: the quorum queue's [`DELIVERY_COUNT`]) and that
+    /// is past the last attempt is dead-lettered without running.
+    ///
+    /// Retries and dead letters are published `mandatory` and confirmed:
+    /// the channel must be in publisher-confirm mode, and the original is
+    /// acked only once the broker has stored its copy. A copy that is
+    /// returned or refused re-queues the original.
     ///
     /// # Errors
     ///
-    /// A `lapin` error; the delivery is then redelivered by the broker.
+    /// A [`ProcessError`]; the delivery is not acked, so the broker
+    /// delivers it again.
     pub async fn process<F, Fut, R, E>(
         &self,
         channel: &Channel,
         delivery: Delivery,
         handler: F,
-    ) -> ::lapin::Result<Outcome<R>>
+    ) -> Result<Outcome<R>, ProcessError>
     where
         F: FnOnce(Delivery) -> Fut,
         Fut: Future<Output = Result<R, E>>,
         E: fmt::Display,
     {
+        if !channel.status().confirm() {
+            return Err(ProcessError::ConfirmsRequired);
+        }
         let attempt = attempt(&delivery);
         let cx = match admit(&delivery, &self.policy) {
             Ok(cx) => cx,
@@ -503,10 +697,21 @@ impl Queue {
                 let (data, properties, acker) =
                     (delivery.data, delivery.properties, delivery.acker);
                 return self
-                    .dead_letter(channel, &data, properties, &acker, letter, attempt)
+                    .dead_letter(channel, &data, properties, &acker, letter)
                     .await;
             }
         };
+        if attempt > self.policy.attempts() {
+            let rejection = Rejection::Exhausted {
+                attempts: attempt - 1,
+                error: NEVER_SETTLED.to_owned(),
+            };
+            let letter = DeadLetter::exhausted(&self.name, &rejection, &delivery.data, &cx);
+            let (data, properties, acker) = (delivery.data, delivery.properties, delivery.acker);
+            return self
+                .dead_letter(channel, &data, properties, &acker, letter)
+                .await;
+        }
 
         let (data, properties, acker) = (
             delivery.data.clone(),
@@ -515,21 +720,22 @@ impl Queue {
         );
         match run_in(&cx, handler(delivery)).await {
             Ok(done) => {
-                acker.ack(BasicAckOptions::default()).await?;
+                ack(&acker).await?;
                 Ok(Outcome::Completed(done))
             }
             Err(error) => match self.policy.after_failure(attempt, error.clone()) {
                 Some(rejection) => {
                     let letter = DeadLetter::exhausted(&self.name, &rejection, &data, &cx);
-                    self.dead_letter(channel, &data, properties, &acker, letter, attempt)
+                    self.dead_letter(channel, &data, properties, &acker, letter)
                         .await
                 }
                 None => {
-                    // The original message, headers and all, with the next attempt.
+                    // The original message, headers and all, with the next
+                    // attempt; the broker's count starts again on the copy.
                     let properties =
                         with_header(properties, ATTEMPT, AMQPValue::LongUInt(attempt + 1));
-                    let stored = forward(channel, "", &self.name, &data, properties).await?;
-                    settle(&acker, stored).await?;
+                    let properties = without_header(properties, DELIVERY_COUNT);
+                    store_then_ack(channel, &acker, "", &self.name, &data, properties).await?;
                     Ok(Outcome::Retried { attempt, error })
                 }
             },
@@ -543,8 +749,7 @@ impl Queue {
         properties: BasicProperties,
         acker: &::lapin::Acker,
         letter: DeadLetter,
-        attempt: u32,
-    ) -> ::lapin::Result<Outcome<R>> {
+    ) -> Result<Outcome<R>, ProcessError> {
         let text = |s: &str| AMQPValue::LongString(LongString::from(s));
         let mut properties = with_header(properties, REASON, text(&letter.reason));
         properties = with_header(properties, KIND, text(letter.kind.as_str()));
@@ -554,16 +759,8 @@ impl Queue {
             properties = with_header(properties, TENANT, text(tenant));
         }
         let exchange = self.dead_letter_exchange();
-        let stored = forward(channel, &exchange, &self.name, data, properties).await?;
-        settle(acker, stored).await?;
-        if stored {
-            Ok(Outcome::DeadLettered(letter))
-        } else {
-            Ok(Outcome::Retried {
-                attempt,
-                error: "the broker refused the dead letter; the delivery is re-queued".into(),
-            })
-        }
+        store_then_ack(channel, acker, &exchange, &self.name, data, properties).await?;
+        Ok(Outcome::DeadLettered(letter))
     }
 }
 
@@ -573,40 +770,91 @@ fn with_header(properties: BasicProperties, name: &str, value: AMQPValue) -> Bas
     properties.with_headers(headers)
 }
 
-/// Publishes and waits for the confirm: whether the broker took the message.
+fn without_header(properties: BasicProperties, name: &str) -> BasicProperties {
+    let Some(headers) = properties.headers().clone() else {
+        return properties;
+    };
+    let kept: BTreeMap<ShortString, AMQPValue> = headers
+        .inner()
+        .iter()
+        .filter(|(k, _)| k.as_str() != name)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    properties.with_headers(FieldTable::from(kept))
+}
+
+/// Publishes `mandatory` and waits for the broker's confirm: `Ok` only
+/// when the broker stored the message (acked, and not returned).
 async fn forward(
     channel: &Channel,
     exchange: &str,
     routing_key: &str,
     data: &[u8],
     properties: BasicProperties,
-) -> ::lapin::Result<bool> {
+) -> Result<(), ProcessError> {
+    if !channel.status().confirm() {
+        return Err(ProcessError::ConfirmsRequired);
+    }
+    let mandatory = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
     let confirm = channel
         .basic_publish(
             exchange.into(),
             routing_key.into(),
-            BasicPublishOptions::default(),
+            mandatory,
             data,
             properties,
         )
         .await?
         .await?;
-    Ok(!matches!(confirm, Confirmation::Nack(_)))
+    let not_stored = |reason: String| ProcessError::NotStored {
+        exchange: exchange.to_owned(),
+        reason,
+    };
+    match confirm {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(not_stored(
+            format!("returned: {} {}", returned.reply_code, returned.reply_text),
+        )),
+        Confirmation::Nack(None) => Err(not_stored("nacked".to_owned())),
+        Confirmation::NotRequested => Err(ProcessError::ConfirmsRequired),
+    }
 }
 
-/// Acks the delivery once its copy is stored, or re-queues it.
-async fn settle(acker: &::lapin::Acker, stored: bool) -> ::lapin::Result<()> {
-    if stored {
-        acker.ack(BasicAckOptions::default()).await?;
-    } else {
-        acker
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            })
-            .await?;
+/// Acks the delivery once its copy is stored; re-queues it when the broker
+/// did not store the copy.
+async fn store_then_ack(
+    channel: &Channel,
+    acker: &::lapin::Acker,
+    exchange: &str,
+    routing_key: &str,
+    data: &[u8],
+    properties: BasicProperties,
+) -> Result<(), ProcessError> {
+    match forward(channel, exchange, routing_key, data, properties).await {
+        Ok(()) => ack(acker).await,
+        Err(not_stored @ ProcessError::NotStored { .. }) => {
+            acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await?;
+            Err(not_stored)
+        }
+        Err(other) => Err(other),
     }
-    Ok(())
+}
+
+/// Acks, checking that the broker took it.
+async fn ack(acker: &::lapin::Acker) -> Result<(), ProcessError> {
+    if acker.ack(BasicAckOptions::default()).await? {
+        Ok(())
+    } else {
+        Err(ProcessError::NotAcked)
+    }
 }
 
 #[cfg(test)]
@@ -656,5 +904,72 @@ mod tests {
             .expect("ok")
             .tenant()
             .is_none());
+    }
+
+    #[test]
+    fn attempts_count_retries_and_deliveries_that_never_settled() {
+        let properties = |pairs: &[(&str, AMQPValue)]| {
+            let mut table = FieldTable::default();
+            for (k, v) in pairs {
+                table.insert((*k).into(), v.clone());
+            }
+            BasicProperties::default().with_headers(table)
+        };
+        assert_eq!(attempt_of(&BasicProperties::default()), 1);
+        assert_eq!(
+            attempt_of(&properties(&[(DELIVERY_COUNT, AMQPValue::LongLongInt(0))])),
+            1
+        );
+        // Two deliveries died before this one.
+        assert_eq!(
+            attempt_of(&properties(&[(DELIVERY_COUNT, AMQPValue::LongLongInt(2))])),
+            3
+        );
+        // A retry's copy, delivered once before.
+        let retried = properties(&[
+            (ATTEMPT, AMQPValue::LongUInt(2)),
+            (DELIVERY_COUNT, AMQPValue::LongLongInt(1)),
+        ]);
+        assert_eq!(attempt_of(&retried), 3);
+        let copy = without_header(retried, DELIVERY_COUNT);
+        assert_eq!(attempt_of(&copy), 2);
+    }
+
+    #[test]
+    fn the_queue_is_a_quorum_queue_with_a_delivery_limit_from_the_policy() {
+        let queue = Queue::new("jobs").with_policy(Policy::new().max_attempts(3));
+        let arguments = queue.arguments();
+        let get = |k: &str| arguments.inner().get(k).cloned();
+        let text = |s: &str| Some(AMQPValue::LongString(LongString::from(s)));
+        assert_eq!(get("x-queue-type"), text("quorum"));
+        assert_eq!(get("x-delivery-limit"), Some(AMQPValue::LongInt(2)));
+        assert_eq!(get("x-dead-letter-exchange"), text("jobs.dead"));
+        assert_eq!(get("x-dead-letter-strategy"), text("at-least-once"));
+        let once = Queue::new("once").with_policy(Policy::new().max_attempts(1));
+        assert_eq!(
+            once.arguments().inner().get("x-delivery-limit"),
+            Some(&AMQPValue::LongInt(0))
+        );
+    }
+
+    #[test]
+    fn a_message_the_broker_dead_lettered_at_the_delivery_limit_reads_as_exhausted() {
+        let cx = Context::root().with_tenant(TenantId::new("acme").expect("valid"));
+        let mut table = FieldTable::default();
+        inject(&cx, &mut table);
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+        table.insert(FIRST_DEATH_REASON.into(), text("delivery_limit"));
+        table.insert(FIRST_DEATH_QUEUE.into(), text("jobs"));
+        let properties = BasicProperties::default().with_headers(table.clone());
+        let letter = dead_letter_of(&properties, b"{}").expect("a dead letter");
+        assert_eq!(letter.kind, RejectionKind::Exhausted);
+        assert_eq!(letter.queue, "jobs");
+        assert_eq!(letter.tenant.as_deref(), Some("acme"));
+        assert_eq!(letter.trace_id, Some(cx.trace_id().to_string()));
+        assert!(letter.reason.contains("delivery limit"));
+        // Expired, or any message without a record: not ours to read.
+        table.insert(FIRST_DEATH_REASON.into(), text("expired"));
+        let expired = BasicProperties::default().with_headers(table);
+        assert_eq!(dead_letter_of(&expired, b"{}"), None);
     }
 }

@@ -8,19 +8,40 @@
 //!   `#[with_context(from = "message")]` works.
 //! - A [`Queue`] names a subject and its dead-letter subject (both must
 //!   be captured by JetStream streams). [`Queue::process`] checks a
-//!   message with the [`Policy`], runs the handler inside its context, then
-//!   acks it; or naks it, so JetStream redelivers the *same* message (the
-//!   original carrier) and counts the attempt; or publishes it to the
-//!   dead-letter subject with the reason in [`REASON`], [`KIND`],
-//!   [`TENANT`], and terminates it.
+//!   message with the [`Policy`], runs the handler inside its context (a
+//!   panic is a failed attempt), then acks it; or naks it, so JetStream
+//!   redelivers the *same* message (the original carrier) and counts the
+//!   attempt; or publishes it to the dead-letter subject with the reason in
+//!   [`REASON`], [`KIND`], [`TENANT`], and terminates it.
 //!
 //! Identity in these headers is taken as the queue's [`Policy`] says (see
 //! [the `jobs` module](crate::jobs#trust)): with a keyring, [`Queue::publish`]
 //! signs it and an unsigned or forged one is dead-lettered.
-//! Give the consumer a `max_deliver` above [`Policy::attempts`] (or none).
+//!
+//! # Delivery guarantees
+//!
+//! - **Attempts are JetStream's delivery count** ([`attempt`]): a handler
+//!   error, a panic, a worker killed mid-job and a cut connection all count.
+//! - **The last attempt is dead-lettered, never dropped.** A failure on
+//!   attempt [`Policy::attempts`] is dead-lettered; a delivery past it (the
+//!   workers of the earlier ones died) is dead-lettered without running.
+//!   For that one extra delivery the consumer needs `max_deliver` of at
+//!   least [`Policy::attempts`] + 1, or none (−1): [`Queue::consumer_config`]
+//!   sets it. With `max_deliver` ≤ attempts, JetStream stops delivering a
+//!   job whose worker died on its last delivery.
+//! - **A long handler keeps its job.** While the handler runs, the message
+//!   gets a progress ack (`AckKind::Progress`) every third of
+//!   [`Queue::ack_wait`], so JetStream does not hand it to a second worker.
+//!   Keep [`Queue::ack_wait`] equal to the consumer's `ack_wait` (default
+//!   30 s on both sides).
+//! - **Settlements are confirmed.** Acks, naks and terminations wait for the
+//!   server's reply (double ack); the dead letter is stored (JetStream's
+//!   publish ack) before the original is terminated.
+//! - **At least once.** A job can run again after a crash or a lost ack;
+//!   handlers must be idempotent.
 //!
 //! ```no_run
-//! use async_nats::jetstream::{self, consumer::pull, stream};
+//! use async_nats::jetstream::{self, stream};
 //! use context_runtime::nats::Queue;
 //! use context_runtime::{with_context, requires_tenant, CarrierError, TenantRequired};
 //!
@@ -55,16 +76,16 @@
 //! cx.scope(jobs.publish(&js, br#"{"invoice":7}"#)).await?.await?;
 //!
 //! // Consumer.
+//! // ack_wait 30 s, max_deliver: the policy's attempts + 1.
 //! let consumer = stream
-//!     .get_or_create_consumer("workers", pull::Config {
-//!         durable_name: Some("workers".into()),
-//!         filter_subject: jobs.subject().into(),
-//!         ..Default::default()
-//!     })
+//!     .get_or_create_consumer("workers", jobs.consumer_config("workers"))
 //!     .await?;
 //! let mut messages = consumer.messages().await?;
 //! while let Some(message) = messages.next().await {
-//!     jobs.process(&js, message?, send_invoice).await?;
+//!     // Err: not settled; the message comes back after its ack wait.
+//!     if let Err(e) = jobs.process(&js, message?, send_invoice).await {
+//!         eprintln!("{e}");
+//!     }
 //! }
 //! # Ok(())
 //! # }
@@ -72,11 +93,13 @@
 
 use std::fmt;
 use std::future::Future;
+use std::time::Duration;
 
+use ::async_nats::jetstream::consumer::{pull, AckPolicy};
 use ::async_nats::jetstream::{self, context::PublishAckFuture, AckKind};
 use ::async_nats::HeaderMap;
 
-use crate::jobs::{admit, run_in, DeadLetter, Outcome, Policy, RejectionKind};
+use crate::jobs::{admit, run_in, DeadLetter, Outcome, Policy, Rejection, RejectionKind};
 use crate::model::context::Context;
 use crate::model::trace::SpanId;
 use crate::propagate::fields;
@@ -241,7 +264,10 @@ impl ContextSource for jetstream::Message {
     }
 }
 
-/// The delivery attempt JetStream counts: 1 the first time.
+/// The delivery attempt JetStream counts (the consumer's delivery count in
+/// the message's info): 1 the first time; every redelivery counts, after a
+/// nak as after an ack wait that ran out (a worker killed, a connection
+/// cut).
 pub fn attempt(message: &jetstream::Message) -> u32 {
     message
         .info()
@@ -294,7 +320,15 @@ pub struct Queue {
     subject: String,
     dead_letter_subject: String,
     policy: Policy,
+    ack_wait: Duration,
 }
+
+/// JetStream's default `ack_wait`.
+const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// The reason of a dead letter whose earlier deliveries all ended unsettled.
+const NEVER_SETTLED: &str = "every delivery ended without an ack: the worker was killed \
+     or lost its connection while the handler ran";
 
 impl Queue {
     /// Jobs on `subject`, dead letters on `subject.dead`, with the default
@@ -305,6 +339,45 @@ impl Queue {
             dead_letter_subject: format!("{subject}.dead"),
             subject,
             policy: Policy::new(),
+            ack_wait: DEFAULT_ACK_WAIT,
+        }
+    }
+
+    /// The consumer's `ack_wait` (default 30 s, JetStream's default): a
+    /// running handler's message gets a progress ack every third of it.
+    /// Keep it equal to the consumer's own `ack_wait`.
+    pub fn with_ack_wait(mut self, ack_wait: Duration) -> Queue {
+        self.ack_wait = ack_wait.max(Duration::from_millis(3));
+        self
+    }
+
+    /// The `ack_wait` progress acks are paced for.
+    pub fn ack_wait(&self) -> Duration {
+        self.ack_wait
+    }
+
+    /// A pull consumer's configuration for this queue: durable as
+    /// `durable`, filtered on [`Queue::subject`], explicit acks,
+    /// [`Queue::ack_wait`], and `max_deliver` = [`Policy::attempts`] + 1
+    /// (the delivery after the last attempt dead-letters a job whose worker
+    /// died on it, see [the guarantees](self#delivery-guarantees)).
+    ///
+    /// ```
+    /// use context_runtime::jobs::Policy;
+    /// use context_runtime::nats::Queue;
+    ///
+    /// let jobs = Queue::new("invoices.jobs").with_policy(Policy::new().max_attempts(5));
+    /// let config = jobs.consumer_config("workers");
+    /// assert_eq!((config.max_deliver, config.ack_wait.as_secs()), (6, 30));
+    /// ```
+    pub fn consumer_config(&self, durable: &str) -> pull::Config {
+        pull::Config {
+            durable_name: Some(durable.to_owned()),
+            filter_subject: self.subject.clone(),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_deliver: i64::from(self.policy.attempts()) + 1,
+            ..pull::Config::default()
         }
     }
 
@@ -354,9 +427,14 @@ impl Queue {
     }
 
     /// Handles one message to the end: checked against the policy,
-    /// `handler` run inside the message's context, then acked; or naked
-    /// for redelivery of the same message; or, once JetStream has stored
-    /// its copy on the dead-letter subject, terminated.
+    /// `handler` run inside the message's context (a panic is a failed
+    /// attempt, `panicked: <message>`; a progress ack every third of
+    /// [`Queue::ack_wait`] while it runs), then acked; or naked for
+    /// redelivery of the same message; or, on the last attempt and once
+    /// JetStream has stored its copy on the dead-letter subject,
+    /// terminated. A delivery past the last attempt (the workers of the
+    /// earlier ones died) is dead-lettered without running. Every
+    /// settlement waits for the server's confirmation.
     ///
     /// # Errors
     ///
@@ -387,10 +465,33 @@ impl Queue {
                 return self.dead_letter(js, &message, letter).await;
             }
         };
+        if attempt > self.policy.attempts() {
+            let rejection = Rejection::Exhausted {
+                attempts: attempt - 1,
+                error: NEVER_SETTLED.to_owned(),
+            };
+            let letter = DeadLetter::exhausted(&self.subject, &rejection, &message.payload, &cx);
+            return self.dead_letter(js, &message, letter).await;
+        }
         let kept = message.clone();
-        match run_in(&cx, handler(message)).await {
+        let result = {
+            let mut run = std::pin::pin!(run_in(&cx, handler(message)));
+            let every = self.ack_wait / 3;
+            loop {
+                match tokio::time::timeout(every, &mut run).await {
+                    Ok(result) => break result,
+                    Err(_) => {
+                        // Still running: JetStream restarts the ack wait.
+                        if let Err(e) = kept.ack_with(AckKind::Progress).await {
+                            tracing::warn!(error = %e, "a progress ack failed");
+                        }
+                    }
+                }
+            }
+        };
+        match result {
             Ok(done) => {
-                kept.ack().await?;
+                kept.double_ack().await?;
                 Ok(Outcome::Completed(done))
             }
             Err(error) => match self.policy.after_failure(attempt, error.clone()) {
@@ -401,7 +502,7 @@ impl Queue {
                 }
                 None => {
                     // JetStream redelivers this very message: the original carrier.
-                    kept.ack_with(AckKind::Nak(None)).await?;
+                    kept.double_ack_with(AckKind::Nak(None)).await?;
                     Ok(Outcome::Retried { attempt, error })
                 }
             },
@@ -429,7 +530,7 @@ impl Queue {
         )
         .await?
         .await?;
-        message.ack_with(AckKind::Term).await?;
+        message.double_ack_with(AckKind::Term).await?;
         Ok(Outcome::DeadLettered(letter))
     }
 }

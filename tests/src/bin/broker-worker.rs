@@ -6,19 +6,29 @@
 //! ```text
 //! broker-worker --mode redis|amqp|nats|apalis --url URL --queue NAME
 //!               [--stream NAME] [--concurrency 8] [--worker w0] [--max-seconds 90] [--leak]
+//!               [--attempts 3] [--ack-wait-ms 30000] [--announce] [--panic-escapes]
 //! ```
 //!
 //! `--leak` is the control: the handler reports the context of whichever
 //! job last started in this process (what an ambient set does), so the
 //! tests can show they catch cross-talk.
+//!
+//! For the fault tests (RabbitMQ and NATS): a job's JSON may ask for a
+//! fault ([`Fault`]: panic, hang, sleep); `--attempts` is the queue's
+//! policy, `--ack-wait-ms` the NATS consumer's ack wait, `--announce`
+//! prints `STARTED <id> <attempt> <worker>` when a handler starts, and
+//! `--panic-escapes` is the control that lets a job's panic escape the
+//! consume loop (what a loop without caught panics does).
 
 use std::sync::Mutex;
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use apalis::prelude::*;
 use async_nats::jetstream;
 use context_runtime::apalis::JobLayer;
-use context_runtime::jobs::{Job, Outcome};
+use context_runtime::jobs::{Job, Outcome, Policy};
 use context_runtime::lapin as amqp;
 use context_runtime::nats;
 use context_runtime::redis as redis_jobs;
@@ -62,6 +72,10 @@ struct Args {
     worker: String,
     max_seconds: u64,
     leak: bool,
+    attempts: u32,
+    ack_wait_ms: u64,
+    announce: bool,
+    panic_escapes: bool,
 }
 
 fn args() -> Args {
@@ -74,6 +88,10 @@ fn args() -> Args {
         worker: "w0".into(),
         max_seconds: 90,
         leak: false,
+        attempts: 3,
+        ack_wait_ms: 30_000,
+        announce: false,
+        panic_escapes: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -87,6 +105,10 @@ fn args() -> Args {
             "--worker" => args.worker = value(),
             "--max-seconds" => args.max_seconds = value().parse().expect("a number"),
             "--leak" => args.leak = true,
+            "--attempts" => args.attempts = value().parse().expect("a number"),
+            "--ack-wait-ms" => args.ack_wait_ms = value().parse().expect("a number"),
+            "--announce" => args.announce = true,
+            "--panic-escapes" => args.panic_escapes = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -133,12 +155,54 @@ async fn handle_redis(job: Job<TestJob>, args: &Args) -> Result<Report, JobError
     work(&job.data, job.attempt(), &args.worker, args.leak).await
 }
 
+/// A fault a job asks its handler for (fields of the job's JSON, beside
+/// [`TestJob`]'s).
+#[derive(Debug, Default, Deserialize)]
+struct Fault {
+    /// Panic on every attempt.
+    #[serde(default)]
+    panic: bool,
+    /// Hang (until the process is killed): `"always"`, or `"first"` for the
+    /// first attempt only.
+    #[serde(default)]
+    hang: Option<String>,
+    /// Take this long before finishing.
+    #[serde(default)]
+    sleep_ms: u64,
+}
+
+fn fault_of(body: &[u8]) -> Fault {
+    serde_json::from_slice(body).unwrap_or_default()
+}
+
+/// Announces the start, then does what the job's [`Fault`] asks.
+async fn inject_fault(body: &[u8], id: u64, attempt: u32, args: &Args) {
+    if args.announce {
+        println!("STARTED {id} {attempt} {}", args.worker);
+    }
+    let fault = fault_of(body);
+    assert!(!fault.panic, "job {id} is poisoned");
+    let hang = match fault.hang.as_deref() {
+        Some("always") => true,
+        Some("first") => attempt == 1,
+        _ => false,
+    };
+    if hang {
+        tokio::time::sleep(Duration::from_secs(3_600)).await;
+    }
+    if fault.sleep_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(fault.sleep_ms)).await;
+    }
+}
+
 #[with_context(from = "delivery")]
 #[requires_tenant]
 async fn handle_amqp(delivery: Delivery, args: &Args) -> Result<Report, JobError> {
     let job: TestJob =
         serde_json::from_slice(&delivery.data).map_err(|e| JobError(e.to_string()))?;
-    work(&job, amqp::attempt(&delivery), &args.worker, args.leak).await
+    let attempt = amqp::attempt(&delivery);
+    inject_fault(&delivery.data, job.id, attempt, args).await;
+    work(&job, attempt, &args.worker, args.leak).await
 }
 
 #[with_context(from = "message")]
@@ -146,7 +210,9 @@ async fn handle_amqp(delivery: Delivery, args: &Args) -> Result<Report, JobError
 async fn handle_nats(message: jetstream::Message, args: &Args) -> Result<Report, JobError> {
     let job: TestJob =
         serde_json::from_slice(&message.payload).map_err(|e| JobError(e.to_string()))?;
-    work(&job, nats::attempt(&message), &args.worker, args.leak).await
+    let attempt = nats::attempt(&message);
+    inject_fault(&message.payload, job.id, attempt, args).await;
+    work(&job, attempt, &args.worker, args.leak).await
 }
 
 #[with_context(from = "job")]
@@ -241,7 +307,8 @@ async fn run_amqp(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure
     channel.confirm_select(Default::default()).await?;
     let prefetch = u16::try_from(args.concurrency).unwrap_or(u16::MAX);
     channel.basic_qos(prefetch, Default::default()).await?;
-    let queue = amqp::Queue::new(args.queue.clone());
+    let queue =
+        amqp::Queue::new(args.queue.clone()).with_policy(Policy::new().max_attempts(args.attempts));
     let consumer = channel
         .basic_consume(
             args.queue.as_str().into(),
@@ -257,13 +324,18 @@ async fn run_amqp(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure
             let (queue, channel, args) = (&queue, &channel, &args);
             async move {
                 let delivery = delivery.expect("a delivery");
-                let outcome = queue
+                assert!(
+                    !(args.panic_escapes && fault_of(&delivery.data).panic),
+                    "a poisoned job's panic escapes the consume loop (control)"
+                );
+                match queue
                     .process(channel, delivery, |d| handle_amqp(d, args))
                     .await
-                    .expect("settle the delivery");
-                match outcome {
-                    Outcome::Completed(report) => print_report(&report),
-                    outcome => print_outcome(&args.worker, &outcome),
+                {
+                    Ok(Outcome::Completed(report)) => print_report(&report),
+                    Ok(outcome) => print_outcome(&args.worker, &outcome),
+                    // Not settled: the broker delivers it again.
+                    Err(e) => eprintln!("[{}] not settled: {e}", args.worker),
                 }
             }
         })
@@ -276,7 +348,9 @@ async fn run_amqp(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure
 async fn run_nats(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
     let client = async_nats::connect(&args.url).await?;
     let js = jetstream::new(client.clone());
-    let jobs = nats::Queue::new(args.queue.clone());
+    let jobs = nats::Queue::new(args.queue.clone())
+        .with_policy(Policy::new().max_attempts(args.attempts))
+        .with_ack_wait(Duration::from_millis(args.ack_wait_ms));
     let consumer: jetstream::consumer::PullConsumer = js
         .get_stream(&args.stream)
         .await?
@@ -290,13 +364,15 @@ async fn run_nats(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure
             let (jobs, js, args) = (&jobs, &js, &args);
             async move {
                 let message = message.expect("a message");
-                let outcome = jobs
-                    .process(js, message, |m| handle_nats(m, args))
-                    .await
-                    .expect("settle the message");
-                match outcome {
-                    Outcome::Completed(report) => print_report(&report),
-                    outcome => print_outcome(&args.worker, &outcome),
+                assert!(
+                    !(args.panic_escapes && fault_of(&message.payload).panic),
+                    "a poisoned job's panic escapes the consume loop (control)"
+                );
+                match jobs.process(js, message, |m| handle_nats(m, args)).await {
+                    Ok(Outcome::Completed(report)) => print_report(&report),
+                    Ok(outcome) => print_outcome(&args.worker, &outcome),
+                    // Not settled: JetStream delivers it again after its ack wait.
+                    Err(e) => eprintln!("[{}] not settled: {e}", args.worker),
                 }
             }
         })
