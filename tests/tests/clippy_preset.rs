@@ -54,7 +54,7 @@ fn target_dir() -> PathBuf {
 fn every_lint_of_the_preset_fires_on_the_sample_crate() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut child = Command::new(cargo)
-        .args(["clippy", "--locked", "--quiet", "--message-format=short"])
+        .args(["clippy", "--offline", "--quiet", "--message-format=short"])
         .arg("--manifest-path")
         .arg(repository().join("tests/clippy-preset/Cargo.toml"))
         .env("CARGO_TARGET_DIR", target_dir())
