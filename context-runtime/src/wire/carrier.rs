@@ -364,6 +364,14 @@ fn parse_baggage(raw: Option<&Value>) -> Result<Baggage, CarrierError> {
                     reason: format!("the value of {k:?} is not a string"),
                 }),
             })
+            // Identity travels only as the tenant and user (signed where a
+            // keyring says so), never as plain baggage: identity-shaped
+            // members are not taken in, as they are not written out.
+            .filter(|member| {
+                member
+                    .as_ref()
+                    .map_or(true, |(k, _)| !is_identity_shaped(k))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Baggage::from_pairs),
         Some(_) => Err(CarrierError::InvalidBaggage {
@@ -502,6 +510,22 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `carrier_json` fuzz target: an identity-shaped member
+    /// was kept when read and dropped when written, so a context did not
+    /// survive its own carrier.
+    #[test]
+    fn identity_shaped_baggage_is_neither_read_nor_written() {
+        let carrier = Carrier::from_json(
+            r#"{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","baggage":{"userid":"eu","region":"eu"}}"#,
+        )
+        .expect("a carrier");
+        let cx = Context::from_carrier(&carrier).expect("valid");
+        assert_eq!(cx.baggage().get("userid"), None);
+        assert_eq!(cx.baggage().get("region"), Some("eu"));
+        let back = Context::from_carrier(&cx.to_carrier()).expect("valid");
+        assert_eq!(back.baggage(), cx.baggage());
+    }
 
     #[test]
     fn round_trip_keeps_every_field() {
