@@ -255,7 +255,9 @@ where
     };
 
     let handled = {
-        let run = run_in(&cx, handler(job));
+        // The handler's call (a closure's synchronous part) and its future
+        // both run inside the job's context.
+        let run = run_in(&cx, cx.scope_sync(|| handler(job)));
         match settle.keep_alive_every() {
             None => run.await,
             Some(every) => with_keep_alive(&mut settle, every, run).await,
