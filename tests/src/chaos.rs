@@ -444,7 +444,8 @@ impl Ledger {
                 v.extra_runs += runs.len() - 1;
             }
             if dead.len() > 1 {
-                v.unexpected.push(format!("job {id} dead-lettered {} times", dead.len()));
+                v.unexpected
+                    .push(format!("job {id} dead-lettered {} times", dead.len()));
             }
             match expect {
                 Expect::Completed { trace_id, tenant } => {
@@ -456,7 +457,8 @@ impl Ledger {
                     // kept dying under it (each kill counts as an attempt).
                     let crash_looped = dead.iter().all(|(_, r)| r.contains("stopped mid-job"));
                     if runs.is_empty() && !dead.is_empty() && !crash_looped {
-                        v.unexpected.push(format!("good job {id} dead-lettered: {dead:?}"));
+                        v.unexpected
+                            .push(format!("good job {id} dead-lettered: {dead:?}"));
                     }
                 }
                 Expect::DeadLettered { kind, reason } => {

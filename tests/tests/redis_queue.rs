@@ -17,6 +17,16 @@ use context_tests::brokers::unique_name;
 
 const REDIS: &str = "127.0.0.1:6379";
 
+/// `XPENDING`'s summary: count, smallest and greatest id, per consumer.
+type Pending = (
+    u64,
+    Option<String>,
+    Option<String>,
+    Option<Vec<(String, String)>>,
+);
+/// A stream entry: its id and fields.
+type Entry = (String, Vec<(String, Vec<u8>)>);
+
 fn client() -> redis::Client {
     redis::Client::open(format!("redis://{REDIS}")).expect("a Redis URL")
 }
@@ -50,10 +60,7 @@ async fn clean_up(queue: &Queue, conn: &mut redis::aio::MultiplexedConnection) {
 /// Receives until at least one delivery comes (at most 10 s).
 async fn receive_one<T>(
     consumer: &mut Consumer<T>,
-) -> context_runtime::jobs::pipeline::Delivery<
-    Job<T>,
-    <Consumer<T> as Transport>::Settle,
->
+) -> context_runtime::jobs::pipeline::Delivery<Job<T>, <Consumer<T> as Transport>::Settle>
 where
     T: serde::de::DeserializeOwned + Send + 'static,
 {
@@ -112,7 +119,11 @@ async fn a_dead_consumers_job_is_taken_over_and_a_crash_loop_ends_dead_lettered(
         panic!("{outcome:?}")
     };
     assert_eq!(letter.kind, RejectionKind::Exhausted);
-    assert!(letter.reason.contains("stopped mid-job"), "{}", letter.reason);
+    assert!(
+        letter.reason.contains("stopped mid-job"),
+        "{}",
+        letter.reason
+    );
     let dead = queue.dead_jobs(&mut conn).await.expect("dead jobs");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].job_id.as_deref(), Some(id.as_str()));
@@ -146,13 +157,12 @@ async fn a_dead_letter_that_cannot_be_written_leaves_the_job_unacknowledged() {
     })
     .await;
     assert!(failed.is_err(), "the failed write is reported: {failed:?}");
-    let pending: (u64, Option<String>, Option<String>, Option<Vec<(String, String)>>) =
-        redis::cmd("XPENDING")
-            .arg(queue.name())
-            .arg(queue.group())
-            .query_async(&mut conn)
-            .await
-            .expect("XPENDING");
+    let pending: Pending = redis::cmd("XPENDING")
+        .arg(queue.name())
+        .arg(queue.group())
+        .query_async(&mut conn)
+        .await
+        .expect("XPENDING");
     assert_eq!(pending.0, 1, "the job is still pending, not acknowledged");
     let len: usize = redis::cmd("XLEN")
         .arg(queue.name())
@@ -174,7 +184,9 @@ async fn a_dead_letter_that_cannot_be_written_leaves_the_job_unacknowledged() {
     })
     .await
     .expect("settled");
-    assert!(matches!(outcome, Outcome::DeadLettered(ref l) if l.kind == RejectionKind::TenantRequired));
+    assert!(
+        matches!(outcome, Outcome::DeadLettered(ref l) if l.kind == RejectionKind::TenantRequired)
+    );
     assert_eq!(queue.dead_letters(&mut conn).await.expect("read").len(), 1);
     clean_up(&queue, &mut conn).await;
 }
@@ -231,10 +243,11 @@ async fn dead_letters_keep_the_original_bytes_and_redrive_starts_a_fresh_count()
     while let Ok(s) = rx.try_recv() {
         seen.push(s);
     }
-    let expected: Vec<_> = (1..=3)
-        .map(|a| (a, id.clone(), Some(id.clone())))
-        .collect();
-    assert_eq!(seen, expected, "three attempts, one job id, readable inside");
+    let expected: Vec<_> = (1..=3).map(|a| (a, id.clone(), Some(id.clone()))).collect();
+    assert_eq!(
+        seen, expected,
+        "three attempts, one job id, readable inside"
+    );
 
     let dead = queue.dead_jobs(&mut conn).await.expect("read");
     let unreadable = dead
@@ -253,7 +266,7 @@ async fn dead_letters_keep_the_original_bytes_and_redrive_starts_a_fresh_count()
     // Redrive: both back, byte for byte, with a fresh attempt count.
     assert_eq!(queue.redrive(&mut conn).await.expect("redrive"), 2);
     assert!(queue.dead_jobs(&mut conn).await.expect("read").is_empty());
-    let raw: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+    let raw: Vec<Entry> = redis::cmd("XRANGE")
         .arg(queue.name())
         .arg("-")
         .arg("+")

@@ -349,7 +349,11 @@ impl<T> Consumer<T> {
 
     async fn fetch_conn(&mut self, wait: Duration) -> RedisResult<&mut MultiplexedConnection> {
         if self.fetch.is_none() {
-            let mut conn = self.shared.client.get_multiplexed_async_connection().await?;
+            let mut conn = self
+                .shared
+                .client
+                .get_multiplexed_async_connection()
+                .await?;
             conn.set_response_timeout(wait + Duration::from_secs(5));
             self.fetch = Some(conn);
         }

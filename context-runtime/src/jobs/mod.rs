@@ -225,6 +225,7 @@ impl<T> Job<T> {
     }
 
     #[cfg(any(feature = "redis", feature = "lapin", feature = "nats"))]
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // the runner's tests use it
     pub(crate) fn set_attempt(&mut self, attempt: u32) {
         self.attempt = attempt;
     }

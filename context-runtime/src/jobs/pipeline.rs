@@ -453,9 +453,15 @@ mod tests {
             let (job, payload, cx) = job(Some("acme"), 1);
             let mut rec = Recorder::default();
             for attempt in 1..=3 {
-                let outcome = run(&mut rec, Ok(job.clone()), payload.clone(), attempt, behaviour)
-                    .await
-                    .expect("settled");
+                let outcome = run(
+                    &mut rec,
+                    Ok(job.clone()),
+                    payload.clone(),
+                    attempt,
+                    behaviour,
+                )
+                .await
+                .expect("settled");
                 assert_eq!(outcome.is_final(), attempt == 3, "{behaviour} {attempt}");
             }
             assert_eq!(rec.settled, ["retry 100ms", "retry 200ms", "dead"]);
@@ -478,7 +484,11 @@ mod tests {
             panic!("{outcome:?}")
         };
         assert_eq!(letter.kind, RejectionKind::Exhausted);
-        assert!(letter.reason.contains("stopped mid-job"), "{}", letter.reason);
+        assert!(
+            letter.reason.contains("stopped mid-job"),
+            "{}",
+            letter.reason
+        );
         assert_eq!(rec.settled, ["dead"]);
     }
 

@@ -35,6 +35,7 @@ pub trait Transport: Send + 'static {
 
     /// Up to `max` deliveries; none when nothing came within the
     /// transport's wait.
+    #[allow(clippy::type_complexity)]
     fn receive(
         &mut self,
         max: usize,
@@ -293,10 +294,13 @@ mod tests {
     use crate::model::context::Context;
     use crate::model::tenant::TenantId;
 
+    /// The jobs waiting, with their next attempt.
+    type Waiting = VecDeque<(Job<u32>, u32)>;
+
     /// A queue in memory: a retry puts the job back, with the next attempt.
     #[derive(Clone, Default)]
     struct Memory {
-        waiting: Arc<Mutex<VecDeque<(Job<u32>, u32)>>>,
+        waiting: Arc<Mutex<Waiting>>,
         settled: Arc<Mutex<Vec<String>>>,
     }
 
@@ -425,7 +429,11 @@ mod tests {
         let _ = stop_tx.send(());
         let stopped = run.await.expect("the runner ends");
         assert_eq!(stopped.abandoned, 0);
-        assert_eq!(retried, 4 + 4 * 2, "4 panics once, 4 fail twice before the last");
+        assert_eq!(
+            retried,
+            4 + 4 * 2,
+            "4 panics once, 4 fail twice before the last"
+        );
         let settled = memory.settled.lock().expect("lock").clone();
         assert_eq!(settled.iter().filter(|s| s.starts_with("dead")).count(), 4);
         assert_eq!(settled.iter().filter(|s| s.starts_with("ack")).count(), 36);
