@@ -17,8 +17,8 @@ use crate::propagate::source::ContextSource;
 /// Where a [`Worker`] takes its jobs from: a broker's consumer.
 ///
 /// [`receive`](Transport::receive) waits with the engine's blocking read
-/// (a bounded wait, so that the worker can also notice a shutdown and do
-/// the broker's housekeeping) and returns the deliveries that came.
+/// and returns the deliveries that came. Its wait must be bounded (a few
+/// seconds at most): on shutdown the worker finishes a read in flight.
 pub trait Transport: Send + 'static {
     /// The job a handler receives.
     type Job: ContextSource<Error: Into<Rejection>> + Send + 'static;
@@ -77,7 +77,8 @@ type Callback<R> = Arc<dyn Fn(Handled<R>) + Send + Sync>;
 ///   back-off (100 ms doubling to 5 s); the worker keeps running, and what
 ///   it held is delivered again by the broker.
 /// - **Shutdown**: when the `shutdown` future passed to [`run`](Worker::run)
-///   completes, no new job is taken; jobs in flight get
+///   completes, no new job is taken (a read already waiting is finished,
+///   and what it brought runs); jobs in flight get
 ///   [`shutdown_grace`](Worker::shutdown_grace) (30 s by default) to finish
 ///   and settle; the rest are stopped unsettled and the broker delivers
 ///   them again.
@@ -183,9 +184,18 @@ where
                 }
             }
             let free = self.concurrency - tasks.len();
-            let received = match first(self.transport.receive(free), shutdown.as_mut()).await {
+            let mut receive = pin!(self.transport.receive(free));
+            let mut stopping = false;
+            let received = match first(receive.as_mut(), shutdown.as_mut()).await {
                 Either::Left(received) => received,
-                Either::Right(()) => break,
+                Either::Right(()) => {
+                    // The read in flight may already hold jobs: its wait is
+                    // bounded, so finish it and run what it brought within
+                    // the grace period, rather than leave them to the
+                    // broker's redelivery.
+                    stopping = true;
+                    receive.await
+                }
             };
             let deliveries = match received {
                 Ok(deliveries) => {
@@ -200,6 +210,9 @@ where
                         retry_in = ?backoff,
                         "could not receive jobs"
                     );
+                    if stopping {
+                        break;
+                    }
                     let pause = tokio::time::sleep(backoff);
                     if let Either::Right(()) = first(pause, shutdown.as_mut()).await {
                         break;
@@ -232,6 +245,9 @@ where
                         });
                     }
                 });
+            }
+            if stopping {
+                break;
             }
         }
 
