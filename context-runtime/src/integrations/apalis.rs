@@ -21,8 +21,9 @@
 //!   original carrier) until [`Policy::attempts`], then dead-lettered the
 //!   same way.
 //!
-//! The layer works with any apalis backend: apalis's Redis and PostgreSQL
-//! backends are tested. Crash recovery (a worker killed mid-task) is the
+//! The layer works with any apalis backend: it is tested on apalis's
+//! Redis, PostgreSQL and in-memory backends, with sinks on Redis,
+//! PostgreSQL and in memory. Crash recovery (a worker killed mid-task) is the
 //! backend's: apalis's Redis backend re-enqueues the tasks of a worker
 //! whose heartbeat stopped.
 //!
