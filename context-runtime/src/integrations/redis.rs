@@ -377,6 +377,7 @@ impl<T: DeserializeOwned + Send + 'static> Consumer<T> {
             .arg(millis(queue.visibility))
             .arg(cursor)
             .arg(max)
+            .arg(millis(gone_after(queue.visibility)))
             .query_async(conn)
             .await?;
         let Value::Array(parts) = reply else {
@@ -665,9 +666,21 @@ impl Settle for Settlement {
 }
 
 /// XAUTOCLAIM, then each claimed entry's delivery count (which XAUTOCLAIM
-/// does not return) from the pending entries list.
-/// KEYS: stream. ARGV: group, consumer, min idle ms, cursor, count.
+/// does not return) from the pending entries list. When a scan starts over,
+/// consumers gone for ARGV[6] ms with nothing pending are removed from the
+/// group (killed workers; a live consumer that is removed is re-created by
+/// its next read).
+/// KEYS: stream. ARGV: group, consumer, min idle ms, cursor, count, gone ms.
 const CLAIM: &str = r"
+if ARGV[4] == '0-0' then
+  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+    local info = {}
+    for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+    if info['pending'] == 0 and info['idle'] > tonumber(ARGV[6]) and info['name'] ~= ARGV[2] then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    end
+  end
+end
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
 local out = {}
 for _, e in ipairs(r[2]) do
@@ -736,6 +749,12 @@ return {moved, #entries, last}
 ";
 
 type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// How long a consumer with nothing pending may stay silent before it is
+/// removed from the group: ten visibility timeouts, at least 10 minutes.
+fn gone_after(visibility: Duration) -> Duration {
+    (visibility * 10).max(Duration::from_secs(600))
+}
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
