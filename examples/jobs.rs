@@ -196,11 +196,14 @@ fn usage() {
     std::process::exit(2);
 }
 
+/// Jobs waiting in memory: the JSON and the next attempt.
+type Waiting = VecDeque<(Vec<u8>, u32)>;
+
 /// The in-process queue: JSON jobs in memory, and a [`Transport`] for the
 /// runner. A retry puts the job back with its next attempt.
 #[derive(Clone, Default)]
 struct MemoryQueue {
-    waiting: Arc<std::sync::Mutex<VecDeque<(Vec<u8>, u32)>>>,
+    waiting: Arc<std::sync::Mutex<Waiting>>,
     arrived: Arc<Notify>,
 }
 
