@@ -142,6 +142,8 @@ pub struct Fleet {
     /// Kills so far, with the pid and the jobs started but not completed
     /// by that process at the time.
     pub kills: Vec<(u32, usize)>,
+    /// Worker processes started again after they exited on their own.
+    pub revived: usize,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -166,6 +168,7 @@ impl Fleet {
             rx,
             ready: 0,
             kills: Vec::new(),
+            revived: 0,
         }
     }
 
@@ -198,7 +201,12 @@ impl Fleet {
             .arg(format!("w{slot}.{}", s.generation))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // The workers' own logs, when asked for (`CHAOS_WORKER_LOGS=1`).
+            .stderr(if std::env::var_os("CHAOS_WORKER_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .kill_on_drop(true)
             .spawn()
             .expect("start a worker process");
@@ -261,6 +269,19 @@ impl Fleet {
         }
     }
 
+    /// Waits (at most `limit`) until `count` workers in all have printed
+    /// READY since the fleet started; returns whether they did.
+    pub async fn wait_ready(&mut self, ledger: &mut Ledger, count: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.ready < count {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.pump(ledger, Duration::from_millis(20)).await;
+        }
+        true
+    }
+
     /// Waits (at most `limit`) until slot `slot`'s process is mid-job (a
     /// handler started there within the last 15 ms), then kills it with
     /// SIGKILL by its pid and waits for it to die. Returns its pid.
@@ -289,6 +310,25 @@ impl Fleet {
         ledger.forget_in_flight(slot);
         self.kills.push((pid, in_flight));
         pid
+    }
+
+    /// Starts again every worker process that exited on its own (as a
+    /// supervisor would); returns how many.
+    pub fn revive(&mut self) -> usize {
+        let exited: Vec<usize> = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(n, slot)| {
+                let child = slot.child.as_mut()?;
+                matches!(child.try_wait(), Ok(Some(_))).then_some(n)
+            })
+            .collect();
+        for &slot in &exited {
+            self.start(slot);
+        }
+        self.revived += exited.len();
+        exited.len()
     }
 
     /// Closes every worker's stdin (a graceful shutdown), waits for them
@@ -361,6 +401,9 @@ pub struct Verdict {
     pub extra_runs: usize,
     /// Completions whose handler saw another trace id or tenant.
     pub mismatches: usize,
+    /// Jobs with more than one dead letter (a dead letter written, then the
+    /// worker killed before the broker recorded it: at least once).
+    pub dead_duplicates: usize,
     /// Jobs that ended otherwise than expected (completed instead of
     /// dead-lettered, wrong kind, a reason without the expected text).
     pub unexpected: Vec<String>,

@@ -300,7 +300,14 @@ where
             let error: BoxDynError = match handled.await {
                 Ok(Ok(done)) => return Ok(done),
                 Ok(Err(error)) => error.into(),
-                Err(panicked) => panicked.into(),
+                Err(panicked) => {
+                    // apalis records a task's status when its future ends;
+                    // a panic unwound through that code, so the task would
+                    // stay "running" (never retried, never done): record the
+                    // failure here.
+                    execution.raw_status().store(Status::Failed);
+                    panicked.into()
+                }
             };
             if error.downcast_ref::<AbortError>().is_some() {
                 return Err(error);

@@ -10,9 +10,11 @@
 //! ```
 //!
 //! In redis mode the worker is the crate's runner (`jobs::Worker`) on a
-//! Redis stream; `--visibility-ms` is the queue's visibility timeout, and
-//! `--chaos` prints `STARTED <id>` when a handler starts (so a test knows
-//! which worker is mid-job) and honours the jobs' planned panics.
+//! Redis stream; `--visibility-ms` is the queue's visibility timeout (in
+//! apalis mode, about how long a silent worker's tasks wait before apalis
+//! re-enqueues them), and `--chaos` prints `STARTED <id>` when a handler
+//! starts (so a test knows which worker is mid-job) and honours the jobs'
+//! planned panics (redis and apalis modes).
 //!
 //! `--leak` is the control: the handler reports the context of whichever
 //! job last started in this process (what an ambient set does), so the
@@ -181,12 +183,26 @@ async fn handle_nats(message: jetstream::Message, args: &Args) -> Result<Report,
 
 /// `JobLayer` already runs it in the job's context (no `#[with_context]`).
 async fn handle_apalis(
-    job: Job<TestJob>,
+    job: Job<ChaosJob>,
     attempt: Attempt,
     args: Data<Args>,
 ) -> Result<(), JobError> {
     let attempt = u32::try_from(attempt.current()).unwrap_or(u32::MAX);
-    let report = work(&job.data, attempt, &args.worker, args.leak).await?;
+    let data = &job.data;
+    if args.chaos {
+        println!("{STARTED}{}", data.id);
+        if data.panic_always || (data.panic_once && attempt == 1) {
+            panic!("a planned panic in job {} (attempt {attempt})", data.id);
+        }
+    }
+    if data.work_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(data.work_ms)).await;
+    }
+    let test_job = TestJob {
+        id: data.id,
+        fail_once: data.fail_once,
+    };
+    let report = work(&test_job, attempt, &args.worker, args.leak).await?;
     print_report(&report);
     Ok(())
 }
@@ -334,13 +350,19 @@ async fn run_nats(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure
 
 async fn run_apalis(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
     let conn = apalis_redis::connect(args.url.as_str()).await?;
+    // A worker whose heartbeat stopped for about `--visibility-ms` is
+    // orphaned: apalis re-enqueues its tasks (apalis's own crash recovery).
+    let missed = usize::try_from(args.visibility_ms / 500)
+        .unwrap_or(usize::MAX)
+        .max(2);
     let config = apalis_redis::Config::default()
         .queue(&args.queue)
         .batch_size(args.concurrency)
-        .heartbeat_interval(Duration::from_secs(1));
+        .heartbeat_interval(Duration::from_millis(500))
+        .missed_heartbeats(missed);
     // Poll on a short interval too: apalis's "jobs available" signal wakes
     // one waiting worker, and the others would otherwise sit out a short run.
-    let storage = apalis_redis::RedisStorage::<Job<TestJob>>::new(conn.clone())
+    let storage = apalis_redis::RedisStorage::<Job<ChaosJob>>::new(conn.clone())
         .with_config(config)
         .poll_with_interval(Duration::from_millis(50));
     let worker = WorkerBuilder::new(format!("{}-{}", args.queue, args.worker))
