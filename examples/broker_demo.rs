@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
-use context_runtime::jobs::{DeadLetter, Job, Outcome};
+use context_runtime::jobs::{DeadLetter, Job, Outcome, Worker};
 use context_runtime::lapin as amqp;
 use context_runtime::nats;
 use context_runtime::redis as redis_jobs;
@@ -355,8 +355,7 @@ impl Broker {
             Broker::Redis { conn, queue } => {
                 let _: Result<(), _> = redis::cmd("DEL")
                     .arg(queue.name())
-                    .arg(queue.processing_list())
-                    .arg(queue.dead_letter_list())
+                    .arg(queue.dead_letter_stream())
                     .query_async(&mut conn.clone())
                     .await;
             }
@@ -383,8 +382,8 @@ impl Broker {
 
 // ---------------------------------------------------------------- workers
 
-#[with_context(from = "job")]
-#[requires_tenant]
+/// The runner already runs it in the job's context and checked its tenant:
+/// no `#[with_context]` here.
 async fn handle_redis(job: Job<Invoice>) -> Result<Done, JobError> {
     run_invoice(job.data.id, job.data.invoice).await
 }
@@ -482,26 +481,18 @@ pub(crate) async fn work(args: &[String]) {
     match Mode::of(url) {
         Some(Mode::Redis) => {
             let client = redis::Client::open(url.as_str()).expect("a Redis URL");
-            let conn = client
-                .get_multiplexed_async_connection()
+            let consumer = redis_jobs::Queue::new(queue.clone())
+                .consumer(client)
                 .await
-                .expect("connect to Redis");
-            let jobs = redis_jobs::Queue::new(queue.clone());
-            let mut slots = Vec::new();
-            for _ in 0..CONCURRENCY {
-                let (mut conn, jobs, stop) = (conn.clone(), jobs.clone(), stop.clone());
-                slots.push(tokio::spawn(async move {
-                    while !*stop.borrow() {
-                        match jobs.process(&mut conn, handle_redis).await.expect("Redis") {
-                            Some(outcome) => report(&outcome),
-                            None => tokio::time::sleep(Duration::from_millis(20)).await,
-                        }
-                    }
-                }));
-            }
-            for slot in slots {
-                slot.await.expect("a worker slot");
-            }
+                .expect("join the consumer group");
+            Worker::new(consumer, handle_redis)
+                .concurrency(CONCURRENCY)
+                .on_outcome(|handled| match &handled.outcome {
+                    Ok(outcome) => report(outcome),
+                    Err(e) => eprintln!(" could not settle a job (it comes back): {e}"),
+                })
+                .run(stopped)
+                .await;
         }
         Some(Mode::Amqp) => {
             let conn = lapin::Connection::connect(url, Default::default())

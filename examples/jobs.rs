@@ -1,6 +1,8 @@
-//! The demo: jobs for three tenants cross an in-process queue as JSON, a pool
-//! of 8 workers runs them with `#[with_context]` + `#[requires_tenant]`, and a
-//! job enqueued without a tenant is dead-lettered with its reason.
+//! The demo: jobs for three tenants cross an in-process queue as JSON, the
+//! crate's runner (`jobs::Worker`, the same one every broker uses) runs them 8
+//! at a time, each inside its job's context, and a job enqueued without a
+//! tenant is dead-lettered with its reason. The in-process queue is a
+//! `jobs::Transport` of a few lines: how any other broker plugs in.
 //!
 //! ```text
 //! cargo run --example jobs
@@ -17,16 +19,18 @@
 
 mod broker_demo;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use context_runtime::jobs::pipeline::{Delivery, Settle};
+use context_runtime::jobs::{DeadLetter, Outcome, Policy, Rejection, Transport, Worker};
 use context_runtime::{
-    requires_tenant, with_context, Carrier, CarrierError, Context, TenantId, TenantRequired,
+    requires_tenant, Carrier, CarrierError, Context, ContextSource, TenantId, TenantRequired,
     UserRef,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, Mutex, Semaphore};
+use tokio::sync::{mpsc, Notify};
 
 /// A job as it travels: the business fields plus the producer's context.
 #[derive(Serialize, Deserialize)]
@@ -35,6 +39,15 @@ struct InvoiceJob {
     invoice: u32,
     /// The carrier, taken once at enqueue (like nestjs-context's `__ctx`).
     ctx: Carrier,
+}
+
+/// The runner reads the job's context from its carrier.
+impl ContextSource for InvoiceJob {
+    type Error = CarrierError;
+
+    fn to_context(&self) -> Result<Context, CarrierError> {
+        self.ctx.to_context()
+    }
 }
 
 /// What a job can fail with.
@@ -92,9 +105,9 @@ async fn render_pdf(invoice: u32) -> String {
     format!("invoice-{invoice}.pdf")
 }
 
-/// The job handler: the whole body runs inside the job's context; without a
-/// tenant the body does not run at all.
-#[with_context(from = "job.ctx")]
+/// The job handler: the runner runs it inside the job's context (so no
+/// `#[with_context]` here); without a tenant it does not run at all (the
+/// runner's policy, and `#[requires_tenant]` says so in the signature).
 #[requires_tenant]
 async fn handle(job: InvoiceJob) -> Result<Done, JobError> {
     run_invoice(job.id, job.invoice).await
@@ -123,7 +136,7 @@ async fn run_invoice(id: u32, invoice: u32) -> Result<Done, JobError> {
 /// What the producer stamped on each job, to check the workers against.
 type Stamped = BTreeMap<u32, (String, Option<String>)>;
 
-async fn produce(queue: mpsc::Sender<String>) -> Stamped {
+async fn produce(queue: MemoryQueue) -> Stamped {
     let mut stamped = Stamped::new();
     let mut id = 0;
     for tenant in ["acme", "globex", "initech"] {
@@ -146,21 +159,21 @@ async fn produce(queue: mpsc::Sender<String>) -> Stamped {
                 id,
                 (request.trace_id().to_string(), Some(tenant.to_owned())),
             );
-            let wire = serde_json::to_string(&job).expect("a job serializes");
-            queue.send(wire).await.expect("the queue is open");
+            let wire = serde_json::to_vec(&job).expect("a job serializes");
+            queue.push(wire, 1);
         }
     }
     // A producer that forgot its tenant: the job must not run.
     id += 1;
     let orphan = Context::root();
-    let wire = serde_json::to_string(&InvoiceJob {
+    let wire = serde_json::to_vec(&InvoiceJob {
         id,
         invoice: 1000 + id,
         ctx: orphan.to_carrier(),
     })
     .expect("a job serializes");
     stamped.insert(id, (orphan.trace_id().to_string(), None));
-    queue.send(wire).await.expect("the queue is open");
+    queue.push(wire, 1);
     stamped
 }
 
@@ -183,47 +196,138 @@ fn usage() {
     std::process::exit(2);
 }
 
+/// Jobs waiting in memory: the JSON and the next attempt.
+type Waiting = VecDeque<(Vec<u8>, u32)>;
+
+/// The in-process queue: JSON jobs in memory, and a [`Transport`] for the
+/// runner. A retry puts the job back with its next attempt.
+#[derive(Clone, Default)]
+struct MemoryQueue {
+    waiting: Arc<std::sync::Mutex<Waiting>>,
+    arrived: Arc<Notify>,
+}
+
+impl MemoryQueue {
+    fn push(&self, payload: Vec<u8>, attempt: u32) {
+        self.waiting
+            .lock()
+            .expect("not poisoned")
+            .push_back((payload, attempt));
+        self.arrived.notify_one();
+    }
+}
+
+/// How the runner settles a job of the in-process queue.
+struct MemorySettle {
+    queue: MemoryQueue,
+    payload: Vec<u8>,
+    attempt: u32,
+}
+
+impl Settle for MemorySettle {
+    type Error = std::convert::Infallible;
+
+    async fn ack(&mut self) -> Result<(), Self::Error> {
+        Ok(()) // taken off the queue already
+    }
+
+    async fn retry(&mut self, delay: Duration) -> Result<(), Self::Error> {
+        let (queue, payload, attempt) = (self.queue.clone(), self.payload.clone(), self.attempt);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            queue.push(payload, attempt + 1);
+        });
+        Ok(())
+    }
+
+    async fn dead_letter(&mut self, _letter: &DeadLetter) -> Result<(), Self::Error> {
+        Ok(()) // the demo reads dead letters from the outcomes
+    }
+}
+
+impl Transport for MemoryQueue {
+    type Job = InvoiceJob;
+    type Settle = MemorySettle;
+    type Error = std::convert::Infallible;
+
+    fn queue(&self) -> &str {
+        "invoices"
+    }
+
+    fn policy(&self) -> &Policy {
+        static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
+        POLICY.get_or_init(Policy::new)
+    }
+
+    async fn receive(
+        &mut self,
+        max: usize,
+    ) -> Result<Vec<Delivery<InvoiceJob, MemorySettle>>, Self::Error> {
+        let taken: Vec<_> = {
+            let mut waiting = self.waiting.lock().expect("not poisoned");
+            let n = max.min(waiting.len());
+            waiting.drain(..n).collect()
+        };
+        if taken.is_empty() {
+            // The queue's "blocking read": wait for a push, briefly.
+            let _ = tokio::time::timeout(Duration::from_millis(200), self.arrived.notified()).await;
+        }
+        Ok(taken
+            .into_iter()
+            .map(|(payload, attempt)| {
+                let job = serde_json::from_slice::<InvoiceJob>(&payload).map_err(|e| {
+                    Rejection::Unreadable {
+                        reason: e.to_string(),
+                    }
+                });
+                let settle = MemorySettle {
+                    queue: self.clone(),
+                    payload: payload.clone(),
+                    attempt,
+                };
+                Delivery::new(job, payload, attempt, settle)
+            })
+            .collect())
+    }
+}
+
 /// The default demo: an in-process queue, no server needed.
 async fn in_process() {
     const CONCURRENCY: usize = 8;
-    println!("== context-runtime demo: an in-process queue, {CONCURRENCY} workers ==");
-    let (tx, mut rx) = mpsc::channel::<String>(64);
-    let producer = tokio::spawn(produce(tx));
+    println!("== context-runtime demo: an in-process queue, the runner with {CONCURRENCY} jobs at a time ==");
+    let queue = MemoryQueue::default();
+    let stamped = produce(queue.clone()).await;
 
-    let done = Arc::new(Mutex::new(Vec::<Done>::new()));
-    let dead = Arc::new(Mutex::new(Vec::<(u32, String)>::new()));
-    let slots = Arc::new(Semaphore::new(CONCURRENCY));
-    let mut workers = Vec::new();
-    // The worker loop has no context of its own: each job brings its own.
-    while let Some(wire) = rx.recv().await {
-        let permit = slots.clone().acquire_owned().await.expect("open");
-        let (done, dead) = (done.clone(), dead.clone());
-        workers.push(tokio::spawn(async move {
-            let _permit = permit;
-            let job: InvoiceJob = match serde_json::from_str(&wire) {
-                Ok(job) => job,
-                Err(e) => {
-                    dead.lock().await.push((0, format!("unreadable job: {e}")));
-                    return;
-                }
-            };
-            let id = job.id;
-            match handle(job).await {
-                Ok(result) => done.lock().await.push(result),
-                Err(e) => {
-                    println!("  job {id} dead-lettered: {e}");
-                    dead.lock().await.push((id, e.to_string()));
-                }
+    // The runner: each job in its own context; every outcome comes back here.
+    let (tx, mut outcomes) = mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        Worker::new(queue, handle)
+            .concurrency(CONCURRENCY)
+            .on_outcome(move |handled| {
+                let _ = tx.send(handled.outcome);
+            })
+            .run(async {
+                let _ = stopped.await;
+            }),
+    );
+    let mut done = Vec::new();
+    let mut dead = Vec::new();
+    while done.len() + dead.len() < stamped.len() {
+        match outcomes.recv().await.expect("the worker runs") {
+            Ok(Outcome::Completed(result)) => done.push(result),
+            Ok(Outcome::DeadLettered(letter)) => {
+                let job: Option<InvoiceJob> = serde_json::from_str(&letter.payload).ok();
+                let id = job.map_or(0, |job| job.id);
+                println!("  job {id} dead-lettered: {}", letter.reason);
+                dead.push((id, letter.reason));
             }
-        }));
+            Ok(_) => {}
+            Err(e) => println!("  a job could not be settled: {e}"),
+        }
     }
-    for worker in workers {
-        worker.await.expect("a worker task");
-    }
-    let stamped = producer.await.expect("the producer");
-
-    let done = done.lock().await;
-    let dead = dead.lock().await;
+    let _ = stop.send(());
+    worker.await.expect("the runner stops");
     summarize(&stamped, &done, &dead);
 }
 

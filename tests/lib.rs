@@ -2,6 +2,8 @@
 //! what they share.
 
 pub mod brokers;
+#[path = "src/chaos.rs"]
+pub mod chaos;
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;

@@ -62,7 +62,7 @@
 //! | `axum` | `axum` | extractors (`CurrentContext`, `Tenant`), and [`TenantRequired`] as a `400` problem response; turns on `tower` |
 //! | `reqwest` | `reqwest` | `RequestBuilderExt`: outgoing calls carry the context |
 //! | `uuid` | | `uuid::Uuid` as a `#[carrier(tenant)]` field |
-//! | `redis` | `redis` | jobs on Redis lists, the carrier in the JSON payload, dead letters in a list |
+//! | `redis` | `redis` | jobs on a Redis stream with a consumer group (crash recovery, attempts, blocking reads), the carrier in the JSON payload, dead letters in a stream |
 //! | `lapin` | `lapin` | RabbitMQ: the W3C fields in AMQP headers, a dead-letter exchange |
 //! | `nats` | `nats` | NATS and JetStream (the `async-nats` client): the W3C fields in message headers, a dead-letter subject |
 //! | `apalis` | `apalis` | a layer that runs apalis handlers in the job's context and dead-letters what must not run |
@@ -89,7 +89,7 @@
 //! | `scope` | the scoped store and in-process crossings (tasks, threads, callbacks, fan-out); telemetry plugs in through a hook the store calls | `model` |
 //! | `wire` | the JSON carrier, the trace-id safety net, signed identity (`Keyring`) and the input limits; no I/O | `model` |
 //! | `propagate` | the `Propagator` (identity keys, trust, outbound policy), the W3C field names, `ContextSource`, a child's environment | `model`, `scope`, `wire` |
-//! | `jobs` | what every broker shares: the job envelope, the admission policy, rejections, dead letters | the above |
+//! | `jobs` | what every broker shares: the job envelope and its id, the admission and retry policy, rejections, dead letters, the consume pipeline and the worker runner | the above |
 //! | `integrations` | one module per cargo feature, named after it | everything above; nothing imports it |
 //!
 //! The macros' support code (the hidden `__private` module, no API) sits

@@ -316,8 +316,10 @@ async fn redis_run(leak: bool) -> Option<(Workers, Vec<Planned>, HashMap<u64, St
                     Poison::BrokenCarrier => serde_json::json!({ "ctx": "garbage", "data": data }).to_string(),
                     Poison::Unreadable => format!("not a job #{id}"),
                 };
-                redis::cmd("LPUSH")
+                redis::cmd("XADD")
                     .arg(queue.name())
+                    .arg("*")
+                    .arg(context_runtime::redis::JOB_FIELD)
                     .arg(raw)
                     .query_async::<()>(&mut conn)
                     .await
@@ -351,19 +353,16 @@ async fn redis_jobs_keep_their_context_across_worker_processes() {
         }
     })
     .await;
-    // Nothing waits or hangs in processing.
-    for list in [queue.name().to_owned(), queue.processing_list()] {
-        let len: usize = redis::cmd("LLEN")
-            .arg(&list)
-            .query_async(&mut conn)
-            .await
-            .expect("LLEN");
-        assert_eq!(len, 0, "{list} is empty");
-    }
+    // Nothing waits or hangs unacknowledged: acknowledged jobs are removed.
+    let len: usize = redis::cmd("XLEN")
+        .arg(queue.name())
+        .query_async(&mut conn)
+        .await
+        .expect("XLEN");
+    assert_eq!(len, 0, "the stream is empty");
     redis::cmd("DEL")
         .arg(queue.name())
-        .arg(queue.processing_list())
-        .arg(queue.dead_letter_list())
+        .arg(queue.dead_letter_stream())
         .query_async::<()>(&mut conn)
         .await
         .expect("clean up");
@@ -400,8 +399,7 @@ async fn control_an_ambient_context_in_the_workers_is_caught() {
     let queue = context_runtime::redis::Queue::new(name);
     redis::cmd("DEL")
         .arg(queue.name())
-        .arg(queue.processing_list())
-        .arg(queue.dead_letter_list())
+        .arg(queue.dead_letter_stream())
         .query_async::<()>(&mut conn)
         .await
         .expect("clean up");

@@ -83,29 +83,11 @@ async fn redis_refuses_forged_tenants() {
         .expect("json"),
     ];
     for forged in &forgeries {
-        redis::cmd("LPUSH")
-            .arg(&name)
-            .arg(forged)
-            .query_async::<()>(&mut conn)
-            .await
-            .expect("push");
+        xadd(&mut conn, &name, forged).await;
     }
 
     let ran = Ran::default();
-    let mut outcomes = Vec::new();
-    while let Some(outcome) = signed
-        .process(&mut conn, |_job: Job<u32>| {
-            let ran = ran.clone();
-            async move {
-                ran.record();
-                Ok::<_, String>(())
-            }
-        })
-        .await
-        .expect("process")
-    {
-        outcomes.push(outcome);
-    }
+    let outcomes = drain_redis(&signed, 4, &ran).await;
     assert_eq!(ran.tenants(), ["acme"]);
     let untrusted = Some(RejectionKind::UntrustedIdentity);
     assert_eq!(kinds(&outcomes), [None, untrusted, untrusted, untrusted]);
@@ -117,31 +99,16 @@ async fn redis_refuses_forged_tenants() {
 
     // Control: without a keyring, the first forgery would have run as `victim`.
     let open = Queue::new(format!("{name}-open"));
-    redis::cmd("LPUSH")
-        .arg(open.name())
-        .arg(&forgeries[0])
-        .query_async::<()>(&mut conn)
-        .await
-        .expect("push");
+    xadd(&mut conn, open.name(), &forgeries[0]).await;
     let control = Ran::default();
-    open.process(&mut conn, |_job: Job<u32>| {
-        let control = control.clone();
-        async move {
-            control.record();
-            Ok::<_, String>(())
-        }
-    })
-    .await
-    .expect("process");
+    drain_redis(&open, 1, &control).await;
     assert_eq!(control.tenants(), ["victim"]);
 
     for key in [
         name.clone(),
-        signed.processing_list(),
-        signed.dead_letter_list(),
+        signed.dead_letter_stream(),
         open.name().to_owned(),
-        open.processing_list(),
-        open.dead_letter_list(),
+        open.dead_letter_stream(),
     ] {
         redis::cmd("DEL")
             .arg(key)
@@ -149,6 +116,56 @@ async fn redis_refuses_forged_tenants() {
             .await
             .expect("clean up");
     }
+}
+
+/// Adds a job's JSON to a queue's stream, as any producer's `XADD` would.
+async fn xadd(conn: &mut redis::aio::MultiplexedConnection, stream: &str, job: &str) {
+    redis::cmd("XADD")
+        .arg(stream)
+        .arg("*")
+        .arg(context_runtime::redis::JOB_FIELD)
+        .arg(job)
+        .query_async::<()>(conn)
+        .await
+        .expect("add");
+}
+
+/// Runs `expected` deliveries of `queue` through the pipeline, recording
+/// the tenant of every handler that runs (bounded: 10 s).
+async fn drain_redis(
+    queue: &context_runtime::redis::Queue,
+    expected: usize,
+    ran: &Ran,
+) -> Vec<Outcome<()>> {
+    use context_runtime::jobs::pipeline::process;
+    use context_runtime::jobs::Transport as _;
+
+    let client = redis::Client::open(format!("redis://{REDIS}")).expect("a client");
+    let mut consumer = queue.consumer::<u32>(client).await.expect("a consumer");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut outcomes = Vec::new();
+    while outcomes.len() < expected {
+        assert!(
+            Instant::now() < deadline,
+            "{expected} deliveries within 10 s"
+        );
+        for delivery in consumer.receive(expected).await.expect("receive") {
+            let ran = ran.clone();
+            let outcome = process(
+                queue.name(),
+                queue.policy(),
+                delivery,
+                |_job: Job<u32>| async move {
+                    ran.record();
+                    Ok::<_, String>(())
+                },
+            )
+            .await
+            .expect("settled");
+            outcomes.push(outcome);
+        }
+    }
+    outcomes
 }
 
 #[tokio::test]

@@ -7,17 +7,25 @@
 //! with its [`Policy`] before the handler:
 //!
 //! - admitted: the handler (and every layer below) runs inside the job's
-//!   context, so `context_runtime::tenant()` works anywhere in it; the
-//!   handler may also say `#[with_context(from = "job")]` and
-//!   `#[requires_tenant]` (the same context, read again);
+//!   context, so `context_runtime::tenant()` works anywhere in it; do not
+//!   scope the handler again with `#[with_context(from = "job")]` (the
+//!   layer already did);
 //! - rejected (broken carrier, invalid tenant, no tenant where required):
-//!   the handler does not run; a [`DeadLetter`] record is pushed to the
-//!   Redis list [`dead_letter_list`]`(queue)` and the task ends as apalis's
-//!   `AbortError`, which apalis's Redis backend files in its own dead set
+//!   the handler does not run; a [`DeadLetter`] record goes to the layer's
+//!   [`DeadLetterSink`] (with the `redis` feature, [`RedisDeadLetters`]: the
+//!   Redis list `queue:dead-letters`; any store otherwise) and the task
+//!   ends as apalis's `AbortError`, which apalis's backends file as dead
 //!   instead of retrying it;
-//! - a handler that fails is retried by apalis (the backend re-schedules
-//!   the same stored arguments: the original carrier) until
-//!   [`Policy::attempts`], then dead-lettered the same way.
+//! - a handler that fails or panics (`panicked: <message>`) is retried by
+//!   apalis (the backend re-schedules the same stored arguments: the
+//!   original carrier) until [`Policy::attempts`], then dead-lettered the
+//!   same way.
+//!
+//! The layer works with any apalis backend: it is tested on apalis's
+//! Redis, PostgreSQL and in-memory backends, with sinks on Redis,
+//! PostgreSQL and in memory. Crash recovery (a worker killed mid-task) is the
+//! backend's: apalis's Redis backend re-enqueues the tasks of a worker
+//! whose heartbeat stopped.
 //!
 //! Arguments that do not decode at all never reach a layer: apalis reports
 //! a codec error for them. Keep identity fields tolerant in the argument
@@ -29,23 +37,12 @@
 //! use apalis_redis::{Config, RedisStorage};
 //! use context_runtime::apalis::JobLayer;
 //! use context_runtime::jobs::Job;
-//! use context_runtime::{with_context, requires_tenant, CarrierError, TenantRequired};
 //!
 //! #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 //! struct Invoice { number: u64 }
 //!
-//! #[derive(Debug)]
-//! struct JobError(String);
-//! impl std::fmt::Display for JobError {
-//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(&self.0) }
-//! }
-//! impl std::error::Error for JobError {}
-//! impl From<CarrierError> for JobError { fn from(e: CarrierError) -> Self { JobError(e.to_string()) } }
-//! impl From<TenantRequired> for JobError { fn from(e: TenantRequired) -> Self { JobError(e.to_string()) } }
-//!
-//! #[with_context(from = "job")]
-//! #[requires_tenant]
-//! async fn send_invoice(job: Job<Invoice>) -> Result<(), JobError> {
+//! // Runs in the job's context: the layer scoped it.
+//! async fn send_invoice(job: Job<Invoice>) -> Result<(), BoxDynError> {
 //!     println!("invoice {} for {}", job.data.number, context_runtime::tenant()?);
 //!     Ok(())
 //! }
@@ -60,7 +57,7 @@
 //! // Worker.
 //! WorkerBuilder::new("invoices-worker")
 //!     .backend(storage)
-//!     .layer(JobLayer::new(conn, "invoices"))
+//!     .layer(JobLayer::redis(conn, "invoices"))
 //!     .build(send_invoice)
 //!     .run()
 //!     .await?;
@@ -76,45 +73,133 @@ use std::task::{Context as TaskContext, Poll};
 use ::apalis_core::error::{AbortError, BoxDynError};
 use ::apalis_core::task::status::Status;
 use ::apalis_core::task::{ExecutionContext, Task};
-use ::redis::aio::ConnectionLike;
-use ::redis::RedisResult;
 use serde::Serialize;
 
-use crate::jobs::{admit, DeadLetter, Policy, Rejection};
+use crate::jobs::{admit, catch_panic, DeadLetter, Policy, Rejection};
 use crate::propagate::source::ContextSource;
 
-/// The Redis list where [`JobLayer`] records the dead letters of the
-/// apalis queue `queue`: `queue:dead-letters` (apalis's own dead set, of
-/// task ids, is `queue:dead`).
+/// Where [`JobLayer`] records dead letters: any store, so that the layer
+/// works with every apalis backend. The task is ended as dead (apalis's
+/// `AbortError`) only after [`record`](DeadLetterSink::record) succeeded;
+/// when it fails, the task fails and apalis runs it again later.
+///
+/// With the `redis` feature, [`RedisDeadLetters`] records them in a Redis
+/// list. Any other store is a few lines:
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use context_runtime::apalis::DeadLetterSink;
+/// use context_runtime::jobs::DeadLetter;
+///
+/// /// Dead letters kept in memory (a test's sink).
+/// #[derive(Clone, Default)]
+/// struct InMemory(Arc<Mutex<Vec<DeadLetter>>>);
+///
+/// impl DeadLetterSink for InMemory {
+///     type Error = std::convert::Infallible;
+///     async fn record(&self, letter: &DeadLetter) -> Result<(), Self::Error> {
+///         self.0.lock().unwrap().push(letter.clone());
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait DeadLetterSink: Clone + Send + Sync + 'static {
+    /// What recording fails with.
+    type Error: Into<BoxDynError> + Send;
+
+    /// Records `letter` durably.
+    fn record(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// The Redis list where [`RedisDeadLetters`] records the dead letters of
+/// the apalis queue `queue`: `queue:dead-letters` (apalis's own dead set,
+/// of task ids, is `queue:dead`).
+#[cfg(feature = "redis")]
 pub fn dead_letter_list(queue: &str) -> String {
     format!("{queue}:dead-letters")
 }
 
-/// The dead letters [`JobLayer`] recorded for `queue`, newest first.
+/// The dead letters [`RedisDeadLetters`] recorded for `queue`, newest first.
 ///
 /// # Errors
 ///
 /// A Redis error.
+#[cfg(feature = "redis")]
 pub async fn dead_letters(
-    conn: &mut impl ConnectionLike,
+    conn: &mut impl ::redis::aio::ConnectionLike,
     queue: &str,
-) -> RedisResult<Vec<DeadLetter>> {
-    super::redis::read_dead_letters(conn, &dead_letter_list(queue)).await
+) -> ::redis::RedisResult<Vec<DeadLetter>> {
+    let raw: Vec<Vec<u8>> = ::redis::cmd("LRANGE")
+        .arg(dead_letter_list(queue))
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await?;
+    Ok(raw
+        .iter()
+        .filter_map(|r| serde_json::from_slice(r).ok())
+        .collect())
+}
+
+/// A [`DeadLetterSink`] on Redis: JSON [`DeadLetter`] records pushed to the
+/// list [`dead_letter_list`]`(queue)` (feature `redis`).
+#[cfg(feature = "redis")]
+#[derive(Clone)]
+pub struct RedisDeadLetters<C> {
+    conn: C,
+    list: Arc<str>,
+}
+
+#[cfg(feature = "redis")]
+impl<C> std::fmt::Debug for RedisDeadLetters<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisDeadLetters")
+            .field("list", &self.list)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<C> RedisDeadLetters<C> {
+    /// Dead letters of the apalis queue `queue`, on `conn`.
+    pub fn new(conn: C, queue: &str) -> Self {
+        RedisDeadLetters {
+            conn,
+            list: Arc::from(dead_letter_list(queue)),
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<C> DeadLetterSink for RedisDeadLetters<C>
+where
+    C: ::redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
+    type Error = ::redis::RedisError;
+
+    async fn record(&self, letter: &DeadLetter) -> Result<(), ::redis::RedisError> {
+        let mut conn = self.conn.clone();
+        ::redis::cmd("LPUSH")
+            .arg(&*self.list)
+            .arg(letter.to_json())
+            .query_async::<()>(&mut conn)
+            .await
+    }
 }
 
 /// A tower layer for apalis workers: every task runs inside the context
 /// its arguments carry, or is dead-lettered before its handler runs.
 ///
-/// `conn` is where dead letters are recorded (the list
-/// [`dead_letter_list`]`(queue)`); `queue` names the apalis queue in them.
+/// `sink` is where dead letters are recorded ([`DeadLetterSink`]); `queue`
+/// names the apalis queue in them.
 #[derive(Clone)]
-pub struct JobLayer<C> {
-    conn: C,
+pub struct JobLayer<D> {
+    sink: D,
     queue: Arc<str>,
     policy: Policy,
 }
 
-impl<C> std::fmt::Debug for JobLayer<C> {
+impl<D> std::fmt::Debug for JobLayer<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JobLayer")
             .field("queue", &self.queue)
@@ -123,28 +208,38 @@ impl<C> std::fmt::Debug for JobLayer<C> {
     }
 }
 
-impl<C> JobLayer<C> {
-    /// The layer for the apalis queue `queue`, recording dead letters on
-    /// `conn`, with the default [`Policy`] (a tenant is required, 3 attempts).
-    pub fn new(conn: C, queue: impl AsRef<str>) -> JobLayer<C> {
+impl<D> JobLayer<D> {
+    /// The layer for the apalis queue `queue`, recording dead letters in
+    /// `sink`, with the default [`Policy`] (a tenant is required, 3 attempts).
+    pub fn new(sink: D, queue: impl AsRef<str>) -> JobLayer<D> {
         JobLayer {
-            conn,
+            sink,
             queue: Arc::from(queue.as_ref()),
             policy: Policy::new(),
         }
     }
 
     /// The policy tasks are checked with.
-    pub fn with_policy(mut self, policy: Policy) -> JobLayer<C> {
+    pub fn with_policy(mut self, policy: Policy) -> JobLayer<D> {
         self.policy = policy;
         self
     }
 }
 
-impl<S, C: Clone> tower_layer::Layer<S> for JobLayer<C> {
-    type Service = JobService<S, C>;
+#[cfg(feature = "redis")]
+impl<C> JobLayer<RedisDeadLetters<C>> {
+    /// The layer for the apalis queue `queue`, recording dead letters in
+    /// the Redis list [`dead_letter_list`]`(queue)` on `conn`.
+    pub fn redis(conn: C, queue: impl AsRef<str>) -> Self {
+        let sink = RedisDeadLetters::new(conn, queue.as_ref());
+        JobLayer::new(sink, queue)
+    }
+}
 
-    fn layer(&self, inner: S) -> JobService<S, C> {
+impl<S, D: Clone> tower_layer::Layer<S> for JobLayer<D> {
+    type Service = JobService<S, D>;
+
+    fn layer(&self, inner: S) -> JobService<S, D> {
         JobService {
             inner,
             layer: self.clone(),
@@ -154,12 +249,12 @@ impl<S, C: Clone> tower_layer::Layer<S> for JobLayer<C> {
 
 /// The service [`JobLayer`] wraps around an apalis handler.
 #[derive(Clone)]
-pub struct JobService<S, C> {
+pub struct JobService<S, D> {
     inner: S,
-    layer: JobLayer<C>,
+    layer: JobLayer<D>,
 }
 
-impl<S, C> std::fmt::Debug for JobService<S, C> {
+impl<S, D> std::fmt::Debug for JobService<S, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JobService")
             .field("layer", &self.layer)
@@ -169,13 +264,13 @@ impl<S, C> std::fmt::Debug for JobService<S, C> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<S, C, Args> tower_service::Service<Task<Args>> for JobService<S, C>
+impl<S, D, Args> tower_service::Service<Task<Args>> for JobService<S, D>
 where
     S: tower_service::Service<Task<Args>>,
     S::Future: Send + 'static,
     S::Error: Into<BoxDynError>,
     S::Response: Send + 'static,
-    C: ConnectionLike + Clone + Send + Sync + 'static,
+    D: DeadLetterSink,
     Args: ContextSource + Serialize,
     <Args as ContextSource>::Error: Into<Rejection>,
 {
@@ -200,11 +295,19 @@ where
                 );
             }
         };
-        let handled = cx.scope(cx.scope_sync(|| self.inner.call(task)));
+        let handled = catch_panic(cx.scope(cx.scope_sync(|| self.inner.call(task))));
         Box::pin(async move {
             let error: BoxDynError = match handled.await {
-                Ok(done) => return Ok(done),
-                Err(error) => error.into(),
+                Ok(Ok(done)) => return Ok(done),
+                Ok(Err(error)) => error.into(),
+                Err(panicked) => {
+                    // apalis records a task's status when its future ends;
+                    // a panic unwound through that code, so the task would
+                    // stay "running" (never retried, never done): record the
+                    // failure here.
+                    execution.raw_status().store(Status::Failed);
+                    panicked.into()
+                }
             };
             if error.downcast_ref::<AbortError>().is_some() {
                 return Err(error);
@@ -223,7 +326,7 @@ where
     }
 }
 
-impl<C: ConnectionLike + Clone + Send + Sync + 'static> JobLayer<C> {
+impl<D: DeadLetterSink> JobLayer<D> {
     /// Records the dead letter, then ends the task as killed (apalis files
     /// it in its dead set). When the record cannot be written, the task
     /// fails instead, and apalis runs it again later: nothing is lost.
@@ -233,13 +336,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> JobLayer<C> {
         rejection: Rejection,
         letter: DeadLetter,
     ) -> Result<R, BoxDynError> {
-        let mut conn = self.conn.clone();
-        let recorded = ::redis::cmd("LPUSH")
-            .arg(dead_letter_list(&self.queue))
-            .arg(letter.to_json())
-            .query_async::<()>(&mut conn)
-            .await;
-        match recorded {
+        match self.sink.record(&letter).await {
             Ok(()) => {
                 tracing::warn!(
                     target: "context_runtime::jobs",
@@ -254,7 +351,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> JobLayer<C> {
             }
             Err(e) => {
                 execution.raw_status().store(Status::Failed);
-                Err(Box::new(e))
+                Err(e.into())
             }
         }
     }

@@ -10,7 +10,7 @@
 //!
 //! | module | feature | where the context rides | dead letters |
 //! | --- | --- | --- | --- |
-//! | `redis` | `redis` | a [`Carrier`] in the JSON payload ([`Job`]) | a Redis list of [`DeadLetter`] records |
+//! | `redis` | `redis` | a [`Carrier`] in the JSON payload ([`Job`]), on a Redis stream | a Redis stream keeping the original bytes |
 //! | `lapin` | `lapin` | `traceparent`, `tracestate`, `baggage` AMQP headers | a dead-letter exchange, with the reason in headers |
 //! | `nats` | `nats` | the same, in NATS message headers | a JetStream subject, with the reason in headers |
 //! | `apalis` | `apalis` | a [`ContextSource`] job argument ([`Job`], `#[derive(Carrier)]`) | apalis's own dead set on Redis |
@@ -25,8 +25,13 @@
 //!   requires one is not run: it goes to the dead-letter destination with
 //!   its reason ([`Rejection`]) and the tenant it claimed, if readable.
 //! - **Nothing is lost.** Every job ends completed or dead-lettered; a
-//!   handler error is retried up to [`Policy::max_attempts`], then
-//!   dead-lettered as [`RejectionKind::Exhausted`].
+//!   handler error or panic is retried (after [`Policy::retry_delay`]) up
+//!   to [`Policy::max_attempts`], then dead-lettered as
+//!   [`RejectionKind::Exhausted`]. A delivery whose worker died counts as an
+//!   attempt too.
+//! - **At least once.** A job may run again after a crash or a lost
+//!   connection: its id ([`Job::id`], [`current_job_id`]) is the same on
+//!   every delivery, the key to make side effects idempotent.
 //!
 //! # Trust
 //!
@@ -68,6 +73,7 @@
 
 use std::convert::Infallible;
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -80,11 +86,26 @@ use crate::wire::limits::MAX_JOB_PAYLOAD_BYTES;
 use crate::wire::signature::{Keyring, UntrustedIdentity};
 
 #[cfg(any(feature = "redis", feature = "lapin", feature = "nats"))]
+pub mod pipeline;
+#[cfg(any(
+    feature = "redis",
+    feature = "lapin",
+    feature = "nats",
+    feature = "apalis"
+))]
 mod run;
+#[cfg(any(feature = "redis", feature = "lapin", feature = "nats"))]
+mod runner;
 
-/// A job payload with the producer's context: `{"ctx": <carrier>, "data": <T>}`.
+#[cfg(any(feature = "redis", feature = "lapin", feature = "nats"))]
+pub use runner::{Handled, Stopped, Transport, Worker};
+
+/// A job payload with the producer's context and its id:
+/// `{"ctx": <carrier>, "data": <T>, "id": "<32 hex>"}`.
 ///
-/// [`Job::current`] captures the current context once, when the job is made.
+/// [`Job::current`] captures the current context once, when the job is made,
+/// and gives the job a random 128-bit id ([`Job::id`]) that stays the same
+/// on every retry and redelivery: the key to make a handler idempotent.
 /// The carrier is kept as written and checked only when the job is read
 /// ([`ContextSource`]), so a job whose carrier is broken still parses and
 /// can be dead-lettered with its reason.
@@ -123,11 +144,34 @@ pub struct Job<T> {
     attempt: u32,
     /// The job's own data.
     pub data: T,
+    /// The job's id, made at enqueue; empty when the producer gave none
+    /// (an integration then uses the broker's message id).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    id: String,
 }
 
 fn first_attempt() -> u32 {
     1
 }
+
+/// A new job id: 128 random bits as 32 lowercase hex digits.
+pub(crate) fn new_job_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
+/// The id of the job whose handler is running (the [`Job::id`] its
+/// integration passed to the pipeline), inside the handler's scope.
+///
+/// ```
+/// assert_eq!(context_runtime::jobs::current_job_id(), None); // not in a job
+/// ```
+pub fn current_job_id() -> Option<String> {
+    crate::scope::store::with_current(|cx| cx?.get::<JobId>().map(|id| id.0.clone()))
+}
+
+/// The job id a pipeline puts in the handler's context.
+#[derive(Debug, Clone)]
+pub(crate) struct JobId(pub(crate) String);
 
 impl<T> Job<T> {
     /// A job carrying `cx`.
@@ -136,6 +180,7 @@ impl<T> Job<T> {
             ctx: serde_json::to_value(cx.to_carrier()).ok(),
             attempt: 1,
             data,
+            id: new_job_id(),
         }
     }
 
@@ -147,7 +192,27 @@ impl<T> Job<T> {
             ctx: ctx.and_then(|c| serde_json::to_value(c).ok()),
             attempt: 1,
             data,
+            id: new_job_id(),
         }
+    }
+
+    /// The same job with `id` as its id (for example a business key, so
+    /// that enqueueing the same work twice is recognisable).
+    pub fn with_id(mut self, id: impl Into<String>) -> Job<T> {
+        self.id = id.into();
+        self
+    }
+
+    /// The job's id: the same on every retry and redelivery. Empty only for
+    /// a job whose producer gave none, read outside an integration (the
+    /// integrations fill in the broker's message id).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn set_id(&mut self, id: String) {
+        self.id = id;
     }
 
     /// The producer's carrier: `Ok(None)` when the job has none, an error
@@ -194,10 +259,10 @@ impl<T> Job<T> {
         self
     }
 
-    /// The id a signature covers: the job's id once the envelope has one
-    /// (`None` until then).
+    /// The id a signature covers: the job's [`id`](Job::id), when it has
+    /// one (a job written by another producer may not).
     fn job_id(&self) -> Option<&str> {
-        None
+        (!self.id.is_empty()).then_some(self.id.as_str())
     }
 
     /// The delivery attempt on the consumer side: 1 the first time, 2 on
@@ -206,7 +271,8 @@ impl<T> Job<T> {
         self.attempt
     }
 
-    #[cfg(feature = "redis")]
+    #[cfg(any(feature = "redis", feature = "lapin", feature = "nats"))]
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // the runner's tests use it
     pub(crate) fn set_attempt(&mut self, attempt: u32) {
         self.attempt = attempt;
     }
@@ -229,6 +295,7 @@ impl<T: fmt::Debug> fmt::Debug for Job<T> {
         f.debug_struct("Job")
             .field("ctx", &self.ctx)
             .field("attempt", &self.attempt)
+            .field("id", &self.id)
             .field("data", &self.data)
             .finish()
     }
@@ -281,7 +348,8 @@ pub(crate) fn seal_payload(policy: &Policy, payload: &mut Value) {
     let Value::Object(job) = payload else { return };
     let mut ctx = job.remove("ctx");
     if ctx.as_ref().and_then(|c| c.get("sig")).is_none() {
-        sign_ctx(&mut ctx, keyring, None);
+        let job_id = job.get("id").and_then(Value::as_str).map(str::to_owned);
+        sign_ctx(&mut ctx, keyring, job_id.as_deref());
     }
     if let Some(ctx) = ctx {
         job.insert("ctx".into(), ctx);
@@ -307,14 +375,36 @@ pub fn check_payload_size(payload: &[u8]) -> Result<(), Rejection> {
 }
 
 /// What a consumer accepts: whose identity it trusts ([`Trust`]), whether a
-/// job needs a tenant, and how many times a failing handler runs before the
-/// job is dead-lettered.
+/// job needs a tenant, how many times a failing handler runs before the job
+/// is dead-lettered, and how long a failed job waits before it runs again.
+///
+/// Retries back off exponentially with jitter: after attempt `n` fails,
+/// the job waits `base × 2^(n-1)`, at most `max`, less a random part of up
+/// to `jitter` of it (so jobs that failed together do not come back
+/// together). The default is 3 attempts, 1 s → 60 s, jitter 0.25.
+///
+/// ```
+/// use std::time::Duration;
+/// use context_runtime::jobs::Policy;
+///
+/// let policy = Policy::new()
+///     .max_attempts(5)
+///     .backoff(Duration::from_millis(500), Duration::from_secs(30))
+///     .jitter(0.0);
+/// assert_eq!(policy.retry_delay(1), Duration::from_millis(500));
+/// assert_eq!(policy.retry_delay(3), Duration::from_secs(2));
+/// assert_eq!(policy.retry_delay(20), Duration::from_secs(30));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Policy {
     tenant_required: bool,
     max_attempts: u32,
     /// `None`: the default, unsigned identity trusted with a warning.
     trust: Option<Trust>,
+    backoff_base: Duration,
+    backoff_max: Duration,
+    /// The jitter as a fraction of the delay, in thousandths.
+    jitter_permille: u16,
 }
 
 impl Default for Policy {
@@ -324,12 +414,16 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// A tenant is required; a handler runs at most 3 times.
+    /// A tenant is required; a handler runs at most 3 times; retries wait
+    /// 1 s, 2 s, 4 s… up to 60 s, less up to a quarter at random.
     pub fn new() -> Policy {
         Policy {
             tenant_required: true,
             max_attempts: 3,
             trust: None,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            jitter_permille: 250,
         }
     }
 
@@ -360,6 +454,40 @@ impl Policy {
             Some(Trust::Signed(keyring)) => Some(keyring),
             _ => None,
         }
+    }
+
+    /// Retries wait `base` after the first failure, twice as long after
+    /// each further one, and never more than `max` (`max` is raised to
+    /// `base` when smaller).
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Policy {
+        self.backoff_base = base;
+        self.backoff_max = max.max(base);
+        self
+    }
+
+    /// The random part taken off each retry delay, as a fraction of it
+    /// (clamped to `0.0..=1.0`; `0.0` for exact delays).
+    pub fn jitter(mut self, fraction: f64) -> Policy {
+        let permille = (fraction.clamp(0.0, 1.0) * 1000.0).round();
+        // In 0..=1000 after the clamp: the conversion is exact.
+        self.jitter_permille = permille as u16;
+        self
+    }
+
+    /// How long a job waits before it runs again after its attempt
+    /// `failed_attempt` (1 for the first) failed.
+    pub fn retry_delay(&self, failed_attempt: u32) -> Duration {
+        let doublings = failed_attempt.saturating_sub(1).min(32);
+        let delay = self
+            .backoff_base
+            .checked_mul(1u32 << doublings.min(31))
+            .unwrap_or(self.backoff_max)
+            .min(self.backoff_max);
+        if self.jitter_permille == 0 {
+            return delay;
+        }
+        let fraction = f64::from(self.jitter_permille) / 1000.0 * fastrand::f64();
+        delay.saturating_sub(delay.mul_f64(fraction))
     }
 
     /// Jobs without a tenant run too (jobs that are not tenant work).
@@ -494,7 +622,7 @@ impl RejectionKind {
         }
     }
 
-    #[cfg(any(feature = "lapin", feature = "nats"))]
+    #[cfg(any(feature = "redis", feature = "lapin", feature = "nats"))]
     pub(crate) fn parse(s: &str) -> Option<RejectionKind> {
         [
             RejectionKind::Unreadable,
@@ -724,7 +852,9 @@ impl<R> Outcome<R> {
     }
 }
 
-#[cfg(any(feature = "redis", feature = "lapin", feature = "nats"))]
+#[cfg(feature = "apalis")]
+pub(crate) use run::catch_panic;
+#[cfg(any(feature = "lapin", feature = "nats"))]
 pub(crate) use run::run_in;
 
 #[cfg(test)]
@@ -757,6 +887,41 @@ mod tests {
             Err(Rejection::TenantRequired)
         );
         assert!(admit(&orphan, &Policy::new().tenant_optional()).is_ok());
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_with_jitter_and_a_cap() {
+        let policy = Policy::new();
+        assert_eq!(policy.attempts(), 3);
+        for (attempt, full) in [(1, 1), (2, 2), (3, 4), (7, 60), (40, 60)] {
+            let full = Duration::from_secs(full);
+            for _ in 0..50 {
+                let delay = policy.retry_delay(attempt);
+                assert!(
+                    delay <= full && delay >= full.mul_f64(0.75),
+                    "attempt {attempt}: {delay:?} of {full:?}"
+                );
+            }
+        }
+        let exact = policy
+            .backoff(Duration::from_millis(10), Duration::from_millis(35))
+            .jitter(0.0);
+        let delays: Vec<_> = (1..=4).map(|a| exact.retry_delay(a).as_millis()).collect();
+        assert_eq!(delays, [10, 20, 35, 35]);
+    }
+
+    #[test]
+    fn job_ids_are_random_kept_on_the_wire_and_may_be_given() {
+        let cx = Context::root();
+        let (a, b) = (Job::new(&cx, 1), Job::new(&cx, 1));
+        assert_ne!(a.id(), b.id());
+        assert!(a.id().len() == 32 && a.id().bytes().all(|c| c.is_ascii_hexdigit()));
+        let wire = serde_json::to_string(&a).expect("json");
+        let back: Job<u32> = serde_json::from_str(&wire).expect("parse");
+        assert_eq!(back.id(), a.id());
+        assert_eq!(Job::new(&cx, 1).with_id("order-7").id(), "order-7");
+        let foreign: Job<u32> = serde_json::from_str(r#"{"data":1}"#).expect("parse");
+        assert_eq!(foreign.id(), "");
     }
 
     #[test]

@@ -47,8 +47,20 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// Runs `future`, turning a panic into the error `panicked: <message>`.
+#[cfg(feature = "apalis")]
+pub(crate) async fn catch_panic<F: Future>(future: F) -> Result<F::Output, String> {
+    CatchUnwind { future }
+        .await
+        .map_err(|payload| format!("panicked: {}", panic_message(&*payload)))
+}
+
 /// Runs `handler` inside `cx`, turning its error into text and a panic into
 /// the error `panicked: <message>`.
+#[cfg_attr(
+    not(any(feature = "redis", feature = "lapin", feature = "nats")),
+    allow(dead_code)
+)]
 pub(crate) async fn run_in<F, R, E>(cx: &Context, handler: F) -> Result<R, String>
 where
     F: Future<Output = Result<R, E>>,

@@ -7,7 +7,15 @@
 //! broker-worker --mode redis|amqp|nats|apalis --url URL --queue NAME
 //!               [--stream NAME] [--concurrency 8] [--worker w0] [--max-seconds 90] [--leak]
 //!               [--attempts 3] [--ack-wait-ms 30000] [--announce] [--panic-escapes]
+//!               [--visibility-ms 30000] [--chaos]
 //! ```
+//!
+//! In redis mode the worker is the crate's runner (`jobs::Worker`) on a
+//! Redis stream; `--visibility-ms` is the queue's visibility timeout (in
+//! apalis mode, about how long a silent worker's tasks wait before apalis
+//! re-enqueues them), and `--chaos` prints `STARTED <id>` when a handler
+//! starts (so a test knows which worker is mid-job) and honours the jobs'
+//! planned panics (redis and apalis modes).
 //!
 //! `--leak` is the control: the handler reports the context of whichever
 //! job last started in this process (what an ambient set does), so the
@@ -20,7 +28,7 @@
 //! `--panic-escapes` is the control that lets a job's panic escape the
 //! consume loop (what a loop without caught panics does).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -28,12 +36,13 @@ use serde::Deserialize;
 use apalis::prelude::*;
 use async_nats::jetstream;
 use context_runtime::apalis::JobLayer;
-use context_runtime::jobs::{Job, Outcome, Policy};
+use context_runtime::jobs::{Job, Outcome, Policy, Worker};
 use context_runtime::lapin as amqp;
 use context_runtime::nats;
 use context_runtime::redis as redis_jobs;
 use context_runtime::{requires_tenant, with_context, CarrierError, Context, TenantRequired};
 use context_tests::brokers::{Report, TestJob, READY};
+use context_tests::chaos::{ChaosJob, STARTED};
 use futures_util::StreamExt as _;
 use lapin::message::Delivery;
 use tokio::io::AsyncReadExt as _;
@@ -76,6 +85,8 @@ struct Args {
     ack_wait_ms: u64,
     announce: bool,
     panic_escapes: bool,
+    visibility_ms: u64,
+    chaos: bool,
 }
 
 fn args() -> Args {
@@ -92,6 +103,8 @@ fn args() -> Args {
         ack_wait_ms: 30_000,
         announce: false,
         panic_escapes: false,
+        visibility_ms: 30_000,
+        chaos: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -109,6 +122,8 @@ fn args() -> Args {
             "--ack-wait-ms" => args.ack_wait_ms = value().parse().expect("a number"),
             "--announce" => args.announce = true,
             "--panic-escapes" => args.panic_escapes = true,
+            "--visibility-ms" => args.visibility_ms = value().parse().expect("a number"),
+            "--chaos" => args.chaos = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -149,10 +164,27 @@ async fn work(job: &TestJob, attempt: u32, worker: &str, leak: bool) -> Result<R
     })
 }
 
-#[with_context(from = "job")]
-#[requires_tenant]
-async fn handle_redis(job: Job<TestJob>, args: &Args) -> Result<Report, JobError> {
-    work(&job.data, job.attempt(), &args.worker, args.leak).await
+/// The runner already runs it in the job's context (no `#[with_context]`).
+/// Its data is a [`ChaosJob`]: a [`TestJob`] with planned panics and work.
+async fn handle_redis(job: Job<ChaosJob>, args: Arc<Args>) -> Result<(), JobError> {
+    let attempt = job.attempt();
+    let data = &job.data;
+    if args.chaos {
+        println!("{STARTED}{}", data.id);
+        if data.panic_always || (data.panic_once && attempt == 1) {
+            panic!("a planned panic in job {} (attempt {attempt})", data.id);
+        }
+    }
+    if data.work_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(data.work_ms)).await;
+    }
+    let test_job = TestJob {
+        id: data.id,
+        fail_once: data.fail_once,
+    };
+    let report = work(&test_job, attempt, &args.worker, args.leak).await?;
+    print_report(&report);
+    Ok(())
 }
 
 /// A fault a job asks its handler for (fields of the job's JSON, beside
@@ -215,15 +247,28 @@ async fn handle_nats(message: jetstream::Message, args: &Args) -> Result<Report,
     work(&job, attempt, &args.worker, args.leak).await
 }
 
-#[with_context(from = "job")]
-#[requires_tenant]
+/// `JobLayer` already runs it in the job's context (no `#[with_context]`).
 async fn handle_apalis(
-    job: Job<TestJob>,
+    job: Job<ChaosJob>,
     attempt: Attempt,
     args: Data<Args>,
 ) -> Result<(), JobError> {
     let attempt = u32::try_from(attempt.current()).unwrap_or(u32::MAX);
-    let report = work(&job.data, attempt, &args.worker, args.leak).await?;
+    let data = &job.data;
+    if args.chaos {
+        println!("{STARTED}{}", data.id);
+        if data.panic_always || (data.panic_once && attempt == 1) {
+            panic!("a planned panic in job {} (attempt {attempt})", data.id);
+        }
+    }
+    if data.work_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(data.work_ms)).await;
+    }
+    let test_job = TestJob {
+        id: data.id,
+        fail_once: data.fail_once,
+    };
+    let report = work(&test_job, attempt, &args.worker, args.leak).await?;
     print_report(&report);
     Ok(())
 }
@@ -274,29 +319,27 @@ type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 async fn run_redis(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
     let client = redis::Client::open(args.url.as_str())?;
-    let conn = client.get_multiplexed_async_connection().await?;
-    let queue = redis_jobs::Queue::new(args.queue.clone());
+    let policy = Policy::new().backoff(Duration::from_millis(100), Duration::from_secs(1));
+    let queue = redis_jobs::Queue::new(args.queue.clone())
+        .with_policy(policy)
+        .visibility_timeout(Duration::from_millis(args.visibility_ms));
+    let consumer = queue.consumer::<ChaosJob>(client).await?;
     println!("{READY}");
-    let mut tasks = Vec::new();
-    for _ in 0..args.concurrency {
-        let (mut conn, queue, args, stop) =
-            (conn.clone(), queue.clone(), args.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            while !*stop.borrow() {
-                match queue
-                    .process(&mut conn, |job| handle_redis(job, &args))
-                    .await?
-                {
-                    Some(Outcome::Completed(report)) => print_report(&report),
-                    Some(outcome) => print_outcome(&args.worker, &outcome),
-                    None => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
+    let worker = args.worker.clone();
+    let args = Arc::new(args);
+    let concurrency = args.concurrency;
+    let stopped = Worker::new(consumer, move |job| handle_redis(job, Arc::clone(&args)))
+        .concurrency(concurrency)
+        .shutdown_grace(Duration::from_secs(10))
+        .on_outcome(move |handled| {
+            if let Ok(outcome) = &handled.outcome {
+                print_outcome(&worker, outcome);
             }
-            Ok::<_, redis::RedisError>(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
+        })
+        .run(stopped(stop))
+        .await;
+    if stopped.abandoned > 0 {
+        eprintln!("{} jobs left to redelivery", stopped.abandoned);
     }
     Ok(())
 }
@@ -383,19 +426,25 @@ async fn run_nats(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure
 
 async fn run_apalis(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
     let conn = apalis_redis::connect(args.url.as_str()).await?;
+    // A worker whose heartbeat stopped for about `--visibility-ms` is
+    // orphaned: apalis re-enqueues its tasks (apalis's own crash recovery).
+    let missed = usize::try_from(args.visibility_ms / 500)
+        .unwrap_or(usize::MAX)
+        .max(2);
     let config = apalis_redis::Config::default()
         .queue(&args.queue)
         .batch_size(args.concurrency)
-        .heartbeat_interval(Duration::from_secs(1));
+        .heartbeat_interval(Duration::from_millis(500))
+        .missed_heartbeats(missed);
     // Poll on a short interval too: apalis's "jobs available" signal wakes
     // one waiting worker, and the others would otherwise sit out a short run.
-    let storage = apalis_redis::RedisStorage::<Job<TestJob>>::new(conn.clone())
+    let storage = apalis_redis::RedisStorage::<Job<ChaosJob>>::new(conn.clone())
         .with_config(config)
         .poll_with_interval(Duration::from_millis(50));
     let worker = WorkerBuilder::new(format!("{}-{}", args.queue, args.worker))
         .backend(storage)
         .data(args.clone())
-        .layer(JobLayer::new(conn, &args.queue))
+        .layer(JobLayer::redis(conn, &args.queue))
         .concurrency(args.concurrency)
         .on_event(|_, event| {
             if matches!(event, Event::Start) {
