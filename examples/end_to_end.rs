@@ -315,19 +315,23 @@ impl Servers {
     async fn connect(config: &Config) -> Result<Servers, Error> {
         const WAIT: Duration = Duration::from_secs(5);
         let unreachable = |server: &str, url: &str, e: &dyn std::fmt::Display| -> Error {
-            format!("{server} is not reachable at {url}: {e} (start it, or set {})", match server {
-                "Redis" => "REDIS_URL",
-                _ => "DATABASE_URL",
-            })
+            format!(
+                "{server} is not reachable at {url}: {e} (start it, or set {})",
+                match server {
+                    "Redis" => "REDIS_URL",
+                    _ => "DATABASE_URL",
+                }
+            )
             .into()
         };
         let redis = redis::Client::open(config.redis_url.as_str())
             .map_err(|e| unreachable("Redis", &config.redis_url, &e))?;
-        let redis_conn = match tokio::time::timeout(WAIT, redis.get_multiplexed_async_connection()).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(unreachable("Redis", &config.redis_url, &e)),
-            Err(_) => return Err(unreachable("Redis", &config.redis_url, &"timed out")),
-        };
+        let redis_conn =
+            match tokio::time::timeout(WAIT, redis.get_multiplexed_async_connection()).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return Err(unreachable("Redis", &config.redis_url, &e)),
+                Err(_) => return Err(unreachable("Redis", &config.redis_url, &"timed out")),
+            };
         let postgres = PgConnectOptions::from_str(&config.database_url)
             .map_err(|e| unreachable("PostgreSQL", &config.database_url, &e))?;
         let admin = PgPoolOptions::new()
@@ -446,7 +450,11 @@ async fn requests_and_jobs(
         .route("/invoices", post(create_invoice))
         .with_state(api)
         .layer(ContextLayer::new(edge))
-        .merge(Router::new().route("/billing", post(billing)).with_state(calls.clone()));
+        .merge(
+            Router::new()
+                .route("/billing", post(billing))
+                .with_state(calls.clone()),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr: SocketAddr = listener.local_addr()?;
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -457,7 +465,10 @@ async fn requests_and_jobs(
             })
             .await
     });
-    println!("== end to end: API and billing on http://{addr}, queue {} ==", fixture.queue.name());
+    println!(
+        "== end to end: API and billing on http://{addr}, queue {} ==",
+        fixture.queue.name()
+    );
 
     // The worker: the crate's runner, 4 jobs at a time.
     let http = reqwest::Client::builder()
@@ -502,7 +513,10 @@ async fn requests_and_jobs(
             match token {
                 Some(_) if status == StatusCode::ACCEPTED => {
                     let job: Enqueued = response.json().await?;
-                    println!("  client: {} job {} trace={}", job.tenant, job.job_id, job.trace_id);
+                    println!(
+                        "  client: {} job {} trace={}",
+                        job.tenant, job.job_id, job.trace_id
+                    );
                     enqueued.push(job);
                 }
                 None if status.is_client_error() => {
@@ -514,7 +528,10 @@ async fn requests_and_jobs(
                         .to_owned();
                     let body = response.text().await?;
                     if content_type != "application/problem+json" {
-                        return Err(format!("no tenant: expected a problem response, got {content_type}: {body}").into());
+                        return Err(format!(
+                            "no tenant: expected a problem response, got {content_type}: {body}"
+                        )
+                        .into());
                     }
                     println!("  client: without a tenant: {status} {body}");
                     rejected_status = status.as_u16();
@@ -547,7 +564,10 @@ async fn requests_and_jobs(
                 }
                 Ok(Outcome::DeadLettered(letter)) => dead.push(letter.reason),
                 Ok(Outcome::Retried { attempt, error }) => {
-                    println!("  worker: job {:?} attempt {attempt} failed: {error}", handled.job_id);
+                    println!(
+                        "  worker: job {:?} attempt {attempt} failed: {error}",
+                        handled.job_id
+                    );
                 }
                 Ok(_) => {}
                 Err(e) => println!("  worker: a job could not be settled: {e}"),
@@ -557,7 +577,16 @@ async fn requests_and_jobs(
             return Err(format!("dead letters: {dead:?}").into());
         }
         let calls = calls.lock().expect("not poisoned").clone();
-        check(servers, fixture, app_pool, &enqueued, &completed, &calls, rejected_status).await
+        check(
+            servers,
+            fixture,
+            app_pool,
+            &enqueued,
+            &completed,
+            &calls,
+            rejected_status,
+        )
+        .await
     }
     .await;
 
@@ -625,21 +654,34 @@ async fn check(
                 .iter()
                 .any(|j| j.job_id == job_id && j.trace_id == trace_id);
             if row_tenant != tenant || !ours {
-                return Err(format!("{tenant} sees a row that is not its own: {row_tenant} {job_id}").into());
+                return Err(format!(
+                    "{tenant} sees a row that is not its own: {row_tenant} {job_id}"
+                )
+                .into());
             }
         }
         if rows.len() != expected.len() {
-            return Err(format!("{tenant} sees {} rows, it has {}", rows.len(), expected.len()).into());
+            return Err(format!(
+                "{tenant} sees {} rows, it has {}",
+                rows.len(),
+                expected.len()
+            )
+            .into());
         }
         rows_seen.insert(tenant.to_owned(), rows.len());
     }
     // The control: the owner, to whom the policies do not apply, sees them all.
-    let rows_total: i64 = sqlx::query_scalar(&format!("select count(*) from {}.invoices", fixture.schema))
-        .fetch_one(&servers.admin)
-        .await?;
+    let rows_total: i64 =
+        sqlx::query_scalar(&format!("select count(*) from {}.invoices", fixture.schema))
+            .fetch_one(&servers.admin)
+            .await?;
     let rows_total = usize::try_from(rows_total)?;
     if rows_total != enqueued.len() {
-        return Err(format!("the table holds {rows_total} rows, {} jobs ran", enqueued.len()).into());
+        return Err(format!(
+            "the table holds {rows_total} rows, {} jobs ran",
+            enqueued.len()
+        )
+        .into());
     }
     // Without a tenant in scope there is no transaction at all.
     match postgres::begin(app_pool).await {
@@ -665,7 +707,9 @@ async fn check(
             .as_deref()
             .and_then(|v| Baggage::from_str(v).ok())
             .and_then(|b| b.get("tenantId").map(str::to_owned));
-        if trace_id.as_deref() != Some(job.trace_id.as_str()) || tenant.as_deref() != Some(job.tenant.as_str()) {
+        if trace_id.as_deref() != Some(job.trace_id.as_str())
+            || tenant.as_deref() != Some(job.tenant.as_str())
+        {
             return Err(format!(
                 "job {} (trace {}, tenant {}) called billing with traceparent {:?}, baggage {:?}",
                 job.job_id, job.trace_id, job.tenant, call.traceparent, call.baggage
@@ -696,8 +740,14 @@ async fn main() -> std::process::ExitCode {
                 println!("{:<28} {:>5}", format!("rows {tenant} sees"), rows);
             }
             println!("{:<28} {:>5}", "rows the owner sees", summary.rows_total);
-            println!("{:<28} {:>5}", "calls with the job's trace", summary.traced_calls);
-            println!("{:<28} {:>5}", "status without a tenant", summary.rejected_status);
+            println!(
+                "{:<28} {:>5}",
+                "calls with the job's trace", summary.traced_calls
+            );
+            println!(
+                "{:<28} {:>5}",
+                "status without a tenant", summary.rejected_status
+            );
             println!("{:<28} {:>5}", "dead letters", summary.dead_letters);
             std::process::ExitCode::SUCCESS
         }
