@@ -119,6 +119,19 @@ impl Propagator {
         headers: &HeaderMap,
         extensions: &Extensions,
     ) -> Result<Context, CarrierError> {
+        let resolve = |trust: &Trust| match trust {
+            Trust::Resolver(resolver) => Some(resolver.try_resolve(headers, extensions)),
+            _ => None,
+        };
+        if headers.get_all(BAGGAGE).iter().all(|v| utf8(v).is_some()) {
+            // Text (the usual case): read in place.
+            return self.try_extract_fields(
+                headers.get_all(TRACEPARENT).iter().map(text),
+                headers.get_all(TRACESTATE).iter().map(text),
+                headers.get_all(BAGGAGE).iter().map(utf8),
+                resolve,
+            );
+        }
         // Baggage is read member by member: raw non-ASCII bytes make their
         // member malformed (dropped), not the whole header. Valid UTF-8 is
         // borrowed; anything else becomes U+FFFD, which no member accepts.
@@ -131,10 +144,7 @@ impl Propagator {
             headers.get_all(TRACEPARENT).iter().map(text),
             headers.get_all(TRACESTATE).iter().map(text),
             baggage.iter().map(|v| Some(v.trim())),
-            |trust| match trust {
-                Trust::Resolver(resolver) => Some(resolver.try_resolve(headers, extensions)),
-                _ => None,
-            },
+            resolve,
         )
     }
 
@@ -163,6 +173,11 @@ impl Propagator {
             headers.insert(BAGGAGE, value);
         }
     }
+}
+
+/// A header value that is UTF-8 (not only visible ASCII), trimmed.
+fn utf8(v: &HeaderValue) -> Option<&str> {
+    std::str::from_utf8(v.as_bytes()).ok().map(str::trim)
 }
 
 fn text(v: &HeaderValue) -> Option<&str> {

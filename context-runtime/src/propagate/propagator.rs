@@ -385,11 +385,8 @@ impl Propagator {
                     .parent_span_id(parent.parent_id())
                     .trace_flags(parent.flags());
                 // `tracestate` only means something beside a valid `traceparent`.
-                let values: Option<Vec<&str>> = tracestates.into_iter().collect();
-                if let Some(state) = values.and_then(|v| TraceState::from_headers(v).ok()) {
-                    if !state.is_empty() {
-                        builder = builder.trace_state(state);
-                    }
+                if let Some(state) = trace_state(tracestates) {
+                    builder = builder.trace_state(state);
                 }
                 parent.trace_id()
             }
@@ -402,10 +399,30 @@ impl Propagator {
         };
         builder = builder.trace_id(trace_id);
 
-        let baggage = Baggage::from_headers(baggages.into_iter().flatten());
         // Identity-shaped members never ride along as plain baggage: the
         // configured ones become the tenant and user when trusted, and
-        // every one is dropped otherwise.
+        // every one is dropped otherwise. One header line (the usual case)
+        // is checked by one scan for them and kept as its text when it has
+        // none; otherwise it is parsed and filtered.
+        let mut values = baggages.into_iter().flatten();
+        let (first, second) = (values.next(), values.next());
+        let reject = |key: &str| self.is_identity_key(key);
+        let needs_members = matches!(self.trust, Trust::Baggage | Trust::Signed(_));
+        let (baggage, kept) = match (first, second) {
+            (None, _) => (Baggage::new(), None),
+            (Some(only), None) => (
+                if needs_members {
+                    Baggage::from_headers([only])
+                } else {
+                    Baggage::new()
+                },
+                Some(Baggage::from_header_without(only, &reject)),
+            ),
+            (Some(first), Some(second)) => (
+                Baggage::from_headers([first, second].into_iter().chain(values)),
+                None,
+            ),
+        };
         let find = |key: Option<&str>| key.and_then(|k| baggage.get(k));
         let tenant_member = find(self.tenant_key.as_deref());
         let user_member = find(self.user_key.as_deref());
@@ -423,7 +440,7 @@ impl Propagator {
                 _ => Identity::default(),
             },
         };
-        let baggage = self.without_identity_members(&baggage);
+        let baggage = kept.unwrap_or_else(|| self.without_identity_members(&baggage));
         Ok(builder
             .baggage(baggage)
             .maybe_tenant(identity.tenant)
@@ -622,6 +639,21 @@ impl Propagator {
     pub fn outgoing(&self, cx: &Context) -> (String, Option<String>, Option<String>) {
         self.outgoing_fields(cx, SpanId::random())
     }
+}
+
+/// The `tracestate` of the header lines, or `None` when it is empty,
+/// invalid, or a line is not text. One line (the usual case) is read
+/// without collecting the lines.
+fn trace_state<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Option<TraceState> {
+    let mut values = values.into_iter();
+    let state = match (values.next()?, values.next()) {
+        (first, None) => TraceState::from_headers([first?]),
+        (first, Some(second)) => {
+            let rest: Option<Vec<&str>> = [first, second].into_iter().chain(values).collect();
+            TraceState::from_headers(rest?)
+        }
+    };
+    state.ok().filter(|s| !s.is_empty())
 }
 
 /// The one valid `traceparent`, or `None` when there is none, more than one,

@@ -4,7 +4,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use super::trim_ows_str;
 
@@ -199,9 +201,61 @@ impl fmt::Debug for BaggageMember {
 /// - Parsing is linear in its input and holds at most 64 members at any
 ///   time, however long the header: a 40,000-member header gives its first
 ///   64 members.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+/// - A header that is already clean (no whitespace, no empty, malformed or
+///   repeated member, well within the limits) is validated by one scan and
+///   kept as its text: [`len`](Baggage::len) is known, [`get`](Baggage::get)
+///   reads the text, writing it again is a copy when no value is
+///   percent-encoded, and the member list is built (once) only when
+///   something asks for it ([`members`](Baggage::members), a change…).
+#[derive(Clone, Default)]
 pub struct Baggage {
+    /// The members, in order. Empty while `raw` holds the header.
     members: Vec<BaggageMember>,
+    /// The header as received, when it is clean (see [`Baggage::scan`]).
+    raw: Option<RawBaggage>,
+}
+
+/// A clean `baggage` header, its members parsed on first use.
+#[derive(Clone)]
+struct RawBaggage {
+    text: Box<str>,
+    /// The number of members (every member of a clean header is kept).
+    len: usize,
+    /// Whether a value or property value is percent-encoded (then the text
+    /// is not necessarily what `Display` writes).
+    escaped: bool,
+    parsed: OnceLock<Vec<BaggageMember>>,
+}
+
+impl RawBaggage {
+    fn parse(text: &str) -> Vec<BaggageMember> {
+        let mut collector = Collector::default();
+        for raw in text.split(',') {
+            collector.offer_raw(raw);
+        }
+        collector.members
+    }
+}
+
+impl PartialEq for Baggage {
+    fn eq(&self, other: &Self) -> bool {
+        self.members() == other.members()
+    }
+}
+
+impl Eq for Baggage {}
+
+impl Hash for Baggage {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.members().hash(state);
+    }
+}
+
+/// What [`Baggage::scan`] found in a clean header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Clean {
+    len: usize,
+    escaped: bool,
 }
 
 impl Baggage {
@@ -209,17 +263,106 @@ impl Baggage {
     pub const fn new() -> Self {
         Baggage {
             members: Vec::new(),
+            raw: None,
         }
     }
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
+        if let Some(raw) = &self.raw {
+            if !raw.escaped {
+                // Clean: no whitespace, keys unique, values as they are.
+                return raw.text.split(',').find_map(|member| {
+                    let head = member.split(';').next().unwrap_or_default();
+                    let (k, v) = head.split_once('=')?;
+                    (k == key).then_some(v)
+                });
+            }
+        }
         self.member(key).map(BaggageMember::value)
     }
 
     /// The member with `key`, if present.
     pub fn member(&self, key: &str) -> Option<&BaggageMember> {
-        self.members.iter().find(|m| m.key() == key)
+        self.members().iter().find(|m| m.key() == key)
+    }
+
+    /// The members, for a change: a kept header is parsed (once) and dropped.
+    fn members_mut(&mut self) -> &mut Vec<BaggageMember> {
+        if let Some(raw) = self.raw.take() {
+            self.members = match raw.parsed.into_inner() {
+                Some(members) => members,
+                None => RawBaggage::parse(&raw.text),
+            };
+        }
+        &mut self.members
+    }
+
+    /// Checks a header value, without building the member list, for the
+    /// form that can be kept as it is: members `key=value;property…`
+    /// without whitespace, each valid, no key repeated, no key that
+    /// `reject` refuses, at most [`Baggage::MAX_MEMBERS`], and short enough
+    /// that, however its escapes decode, it is written within
+    /// [`Baggage::MAX_LEN`]. `None` when it is not of that form (the full
+    /// parse then decides what is kept).
+    fn scan(text: &str, reject: &dyn Fn(&str) -> bool) -> Option<Clean> {
+        // An escape is 3 bytes that may be written as up to 9 (U+FFFD).
+        let escapes = text.bytes().filter(|&c| c == b'%').count();
+        if text.len() + 6 * escapes > Baggage::MAX_LEN {
+            return None;
+        }
+        let mut keys: [&str; Baggage::MAX_MEMBERS] = [""; Baggage::MAX_MEMBERS];
+        let mut len = 0;
+        for member in text.split(',') {
+            let mut parts = member.split(';');
+            let (key, value) = parts.next()?.split_once('=')?;
+            if !is_token(key) || !is_value(value) || reject(key) {
+                return None;
+            }
+            for property in parts {
+                let valid = match property.split_once('=') {
+                    Some((k, v)) => is_token(k) && is_value(v),
+                    None => is_token(property),
+                };
+                if !valid {
+                    return None;
+                }
+            }
+            // At most 64 keys, compared only when their lengths agree.
+            let earlier = keys.get(..len)?;
+            if earlier.iter().any(|k| k.len() == key.len() && *k == key) {
+                return None;
+            }
+            *keys.get_mut(len)? = key;
+            len += 1;
+        }
+        Some(Clean {
+            len,
+            escaped: escapes > 0,
+        })
+    }
+
+    /// Reads one `baggage` header value,
+    /// leaving out the members whose key `reject` refuses. A clean value
+    /// (see [the `baggage` header](Baggage#the-baggage-header)) is checked
+    /// by one scan and kept as its text; any other is parsed and filtered.
+    pub(crate) fn from_header_without(text: &str, reject: &dyn Fn(&str) -> bool) -> Baggage {
+        let text = trim_ows_str(text);
+        if text.is_empty() {
+            return Baggage::new();
+        }
+        match Baggage::scan(text, reject) {
+            Some(clean) => Baggage {
+                members: Vec::new(),
+                raw: Some(RawBaggage {
+                    text: text.into(),
+                    len: clean.len,
+                    escaped: clean.escaped,
+                    parsed: OnceLock::new(),
+                }),
+            },
+            None => Baggage::parse_all([text], reject),
+        }
     }
 
     /// Sets `key` to `value` (without properties), replacing an existing member
@@ -230,36 +373,44 @@ impl Baggage {
 
     /// Sets a whole member, replacing one with the same key in place.
     pub fn insert_member(&mut self, member: BaggageMember) {
-        match self.members.iter_mut().find(|m| m.key() == member.key()) {
+        let members = self.members_mut();
+        match members.iter_mut().find(|m| m.key() == member.key()) {
             Some(slot) => *slot = member,
-            None => self.members.push(member),
+            None => members.push(member),
         }
     }
 
     /// Removes `key`, returning its member.
     pub fn remove(&mut self, key: &str) -> Option<BaggageMember> {
-        let index = self.members.iter().position(|m| m.key() == key)?;
-        Some(self.members.remove(index))
+        let members = self.members_mut();
+        let index = members.iter().position(|m| m.key() == key)?;
+        Some(members.remove(index))
     }
 
-    /// The members, in order.
+    /// The members, in order (parsed on first use from a kept header).
     pub fn members(&self) -> &[BaggageMember] {
-        &self.members
+        match &self.raw {
+            Some(raw) => raw.parsed.get_or_init(|| RawBaggage::parse(&raw.text)),
+            None => &self.members,
+        }
     }
 
     /// `(key, value)` pairs, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.members.iter().map(|m| (m.key(), m.value()))
+        self.members().iter().map(|m| (m.key(), m.value()))
     }
 
     /// The number of members.
     pub fn len(&self) -> usize {
-        self.members.len()
+        match &self.raw {
+            Some(raw) => raw.len,
+            None => self.members.len(),
+        }
     }
 
     /// Whether there are no members.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.len() == 0
     }
 }
 
@@ -391,6 +542,7 @@ impl<'a> Collector<'a> {
     fn finish(self) -> Baggage {
         Baggage {
             members: self.members,
+            raw: None,
         }
     }
 }
@@ -412,13 +564,33 @@ impl Baggage {
     where
         I: IntoIterator<Item = &'a str>,
     {
+        let mut values = values.into_iter();
+        let Some(first) = values.next() else {
+            return Baggage::new();
+        };
+        match values.next() {
+            None => Baggage::from_header_without(first, &|_| false),
+            Some(second) => {
+                Baggage::parse_all([first, second].into_iter().chain(values), &|_| false)
+            }
+        }
+    }
+
+    /// The full tolerant parse of several header values, without the
+    /// members whose key `reject` refuses.
+    fn parse_all<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+        reject: &dyn Fn(&str) -> bool,
+    ) -> Baggage {
         let mut collector = Collector::default();
         for value in values {
             for raw in value.split(',') {
                 collector.offer_raw(raw);
             }
         }
-        collector.finish()
+        let mut baggage = collector.finish();
+        baggage.members.retain(|m| !reject(m.key()));
+        baggage
     }
 
     /// Like [`from_headers`](Baggage::from_headers), for header values as
@@ -529,7 +701,7 @@ impl Baggage {
 
 impl fmt::Debug for Baggage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(&self.members).finish()
+        f.debug_list().entries(self.members()).finish()
     }
 }
 
@@ -565,7 +737,7 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Baggage {
                 }
             }
         }
-        Baggage { members }
+        Baggage { members, raw: None }
     }
 }
 
@@ -584,8 +756,14 @@ impl FromStr for Baggage {
 /// within 64 members and 8192 bytes (see [the `baggage` header](Baggage#the-baggage-header)).
 impl fmt::Display for Baggage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(raw) = &self.raw {
+            if !raw.escaped {
+                // Clean and unescaped: exactly what the loop below writes.
+                return f.write_str(&raw.text);
+            }
+        }
         let mut budget = Budget::default();
-        for member in &self.members {
+        for member in self.members() {
             if !budget.admit(member) {
                 continue;
             }
