@@ -218,7 +218,7 @@ pub struct Baggage {
 /// A clean `baggage` header, its members parsed on first use.
 #[derive(Clone)]
 struct RawBaggage {
-    text: Box<str>,
+    text: String,
     /// The number of members (every member of a clean header is kept).
     len: usize,
     /// Whether a value or property value is percent-encoded (then the text
@@ -254,8 +254,11 @@ impl Hash for Baggage {
 /// What [`Baggage::scan`] found in a clean header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Clean {
+    /// The members `reject` did not refuse.
     len: usize,
     escaped: bool,
+    /// Whether `reject` refused a member.
+    rejected: bool,
 }
 
 impl Baggage {
@@ -300,11 +303,11 @@ impl Baggage {
 
     /// Checks a header value, without building the member list, for the
     /// form that can be kept as it is: members `key=value;property…`
-    /// without whitespace, each valid, no key repeated, no key that
-    /// `reject` refuses, at most [`Baggage::MAX_MEMBERS`], and short enough
-    /// that, however its escapes decode, it is written within
-    /// [`Baggage::MAX_LEN`]. `None` when it is not of that form (the full
-    /// parse then decides what is kept).
+    /// without whitespace, each valid, no key repeated,
+    /// at most [`Baggage::MAX_MEMBERS`], and short enough that, however its
+    /// escapes decode, it is written within [`Baggage::MAX_LEN`]. `None`
+    /// when it is not of that form (the full parse then decides what is
+    /// kept). Members whose key `reject` refuses are counted apart.
     fn scan(text: &str, reject: &dyn Fn(&str) -> bool) -> Option<Clean> {
         // An escape is 3 bytes that may be written as up to 9 (U+FFFD).
         let escapes = text.bytes().filter(|&c| c == b'%').count();
@@ -312,13 +315,15 @@ impl Baggage {
             return None;
         }
         let mut keys: [&str; Baggage::MAX_MEMBERS] = [""; Baggage::MAX_MEMBERS];
-        let mut len = 0;
+        let (mut len, mut kept, mut rejected) = (0, 0, false);
         for member in text.split(',') {
             let mut parts = member.split(';');
             let (key, value) = parts.next()?.split_once('=')?;
-            if !is_token(key) || !is_value(value) || reject(key) {
+            if !is_token(key) || !is_value(value) {
                 return None;
             }
+            let refused = reject(key);
+            rejected |= refused;
             for property in parts {
                 let valid = match property.split_once('=') {
                     Some((k, v)) => is_token(k) && is_value(v),
@@ -335,27 +340,47 @@ impl Baggage {
             }
             *keys.get_mut(len)? = key;
             len += 1;
+            kept += usize::from(!refused);
         }
         Some(Clean {
-            len,
+            len: kept,
             escaped: escapes > 0,
+            rejected,
         })
     }
 
-    /// Reads one `baggage` header value,
-    /// leaving out the members whose key `reject` refuses. A clean value
-    /// (see [the `baggage` header](Baggage#the-baggage-header)) is checked
-    /// by one scan and kept as its text; any other is parsed and filtered.
+    /// Reads one `baggage` header value, leaving out the members whose key
+    /// `reject` refuses. A clean value (see
+    /// [the `baggage` header](Baggage#the-baggage-header)) is checked by one
+    /// scan and kept as its text, without the refused members (a clean
+    /// header is within the limits, so every member is kept before they
+    /// are left out, as the full parse does); any other is parsed and
+    /// filtered.
     pub(crate) fn from_header_without(text: &str, reject: &dyn Fn(&str) -> bool) -> Baggage {
         let text = trim_ows_str(text);
         if text.is_empty() {
             return Baggage::new();
         }
         match Baggage::scan(text, reject) {
+            Some(clean) if clean.len == 0 => Baggage::new(),
             Some(clean) => Baggage {
                 members: Vec::new(),
                 raw: Some(RawBaggage {
-                    text: text.into(),
+                    text: if clean.rejected {
+                        let mut kept = String::with_capacity(text.len());
+                        for member in text.split(',') {
+                            let key = member.split(['=', ';']).next().unwrap_or_default();
+                            if !reject(key) {
+                                if !kept.is_empty() {
+                                    kept.push(',');
+                                }
+                                kept.push_str(member);
+                            }
+                        }
+                        kept
+                    } else {
+                        text.to_owned()
+                    },
                     len: clean.len,
                     escaped: clean.escaped,
                     parsed: OnceLock::new(),
