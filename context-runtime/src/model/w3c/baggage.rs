@@ -252,13 +252,34 @@ impl Hash for Baggage {
 }
 
 /// What [`Baggage::scan`] found in a clean header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Clean {
-    /// The members `reject` did not refuse.
+struct Scanned {
+    /// The number of members.
     len: usize,
     escaped: bool,
-    /// Whether `reject` refused a member.
-    rejected: bool,
+    /// The members `reject` refused, one bit each.
+    refused: u64,
+    /// Where each member ends (the next `,` or the end of the text).
+    ends: [u16; Baggage::MAX_MEMBERS],
+}
+
+/// The position of the first byte from `i` on that is not `accept`ed.
+fn skip(bytes: &[u8], mut i: usize, accept: fn(u8) -> bool) -> usize {
+    while bytes.get(i).is_some_and(|&c| accept(c)) {
+        i += 1;
+    }
+    i
+}
+
+/// [`skip`] over `*baggage-octet`, counting the `%`.
+fn skip_value(bytes: &[u8], mut i: usize, escapes: &mut usize) -> usize {
+    while let Some(&c) = bytes.get(i) {
+        if !is_baggage_octet(c) {
+            break;
+        }
+        *escapes += usize::from(c == b'%');
+        i += 1;
+    }
+    i
 }
 
 impl Baggage {
@@ -308,44 +329,66 @@ impl Baggage {
     /// escapes decode, it is written within [`Baggage::MAX_LEN`]. `None`
     /// when it is not of that form (the full parse then decides what is
     /// kept). Members whose key `reject` refuses are counted apart.
-    fn scan(text: &str, reject: &dyn Fn(&str) -> bool) -> Option<Clean> {
-        // An escape is 3 bytes that may be written as up to 9 (U+FFFD).
-        let escapes = text.bytes().filter(|&c| c == b'%').count();
-        if text.len() + 6 * escapes > Baggage::MAX_LEN {
+    fn scan(text: &str, reject: &dyn Fn(&str) -> bool) -> Option<Scanned> {
+        let bytes = text.as_bytes();
+        if bytes.len() > Baggage::MAX_LEN {
             return None;
         }
-        let mut keys: [&str; Baggage::MAX_MEMBERS] = [""; Baggage::MAX_MEMBERS];
-        let (mut len, mut kept, mut rejected) = (0, 0, false);
-        for member in text.split(',') {
-            let mut parts = member.split(';');
-            let (key, value) = parts.next()?.split_once('=')?;
-            if !is_token(key) || !is_value(value) {
+        // Where each member and its key end, at most 64 of them.
+        let mut keys = [(0u16, 0u16); Baggage::MAX_MEMBERS];
+        let mut ends = [0u16; Baggage::MAX_MEMBERS];
+        let (mut len, mut escapes, mut refused) = (0usize, 0usize, 0u64);
+        let mut i = 0;
+        loop {
+            // key=value
+            let start = i;
+            i = skip(bytes, i, is_tchar);
+            if i == start || bytes.get(i) != Some(&b'=') {
                 return None;
             }
-            let refused = reject(key);
-            rejected |= refused;
-            for property in parts {
-                let valid = match property.split_once('=') {
-                    Some((k, v)) => is_token(k) && is_value(v),
-                    None => is_token(property),
-                };
-                if !valid {
+            let key = text.get(start..i)?;
+            i = skip_value(bytes, i + 1, &mut escapes);
+            // ;property or ;property=value
+            while bytes.get(i) == Some(&b';') {
+                let property = i + 1;
+                i = skip(bytes, property, is_tchar);
+                if i == property {
                     return None;
+                }
+                if bytes.get(i) == Some(&b'=') {
+                    i = skip_value(bytes, i + 1, &mut escapes);
                 }
             }
             // At most 64 keys, compared only when their lengths agree.
             let earlier = keys.get(..len)?;
-            if earlier.iter().any(|k| k.len() == key.len() && *k == key) {
+            if earlier.iter().any(|&(s, e)| {
+                usize::from(e - s) == key.len()
+                    && bytes.get(usize::from(s)..usize::from(e)) == Some(key.as_bytes())
+            }) {
                 return None;
             }
-            *keys.get_mut(len)? = key;
+            // `i` and `start` are within `MAX_LEN`, which fits a `u16`.
+            *keys.get_mut(len)? = (start as u16, (start + key.len()) as u16);
+            *ends.get_mut(len)? = i as u16;
+            if reject(key) {
+                refused |= 1 << len;
+            }
             len += 1;
-            kept += usize::from(!refused);
+            match bytes.get(i) {
+                None => break,
+                Some(b',') => i += 1,
+                Some(_) => return None,
+            }
         }
-        Some(Clean {
-            len: kept,
+        // An escape is 3 bytes that may be written as up to 9 (U+FFFD).
+        if bytes.len() + 6 * escapes > Baggage::MAX_LEN {
+            return None;
+        }
+        Some(Scanned {
+            len,
             escaped: escapes > 0,
-            rejected,
+            refused,
+            ends,
         })
     }
 
@@ -362,30 +405,39 @@ impl Baggage {
             return Baggage::new();
         }
         match Baggage::scan(text, reject) {
-            Some(clean) if clean.len == 0 => Baggage::new(),
-            Some(clean) => Baggage {
-                members: Vec::new(),
-                raw: Some(RawBaggage {
-                    text: if clean.rejected {
-                        let mut kept = String::with_capacity(text.len());
-                        for member in text.split(',') {
-                            let key = member.split(['=', ';']).next().unwrap_or_default();
-                            if !reject(key) {
-                                if !kept.is_empty() {
-                                    kept.push(',');
-                                }
-                                kept.push_str(member);
+            Some(scanned) => {
+                let kept = scanned.len - scanned.refused.count_ones() as usize;
+                if kept == 0 {
+                    return Baggage::new();
+                }
+                let text = if scanned.refused == 0 {
+                    text.to_owned()
+                } else {
+                    // The members that are not refused, as they are.
+                    let mut out = String::with_capacity(text.len());
+                    let mut start = 0;
+                    for (i, &end) in scanned.ends.iter().take(scanned.len).enumerate() {
+                        let end = usize::from(end);
+                        if scanned.refused & (1 << i) == 0 {
+                            if !out.is_empty() {
+                                out.push(',');
                             }
+                            out.push_str(text.get(start..end).unwrap_or_default());
                         }
-                        kept
-                    } else {
-                        text.to_owned()
-                    },
-                    len: clean.len,
-                    escaped: clean.escaped,
-                    parsed: OnceLock::new(),
-                }),
-            },
+                        start = end + 1;
+                    }
+                    out
+                };
+                Baggage {
+                    members: Vec::new(),
+                    raw: Some(RawBaggage {
+                        text,
+                        len: kept,
+                        escaped: scanned.escaped,
+                        parsed: OnceLock::new(),
+                    }),
+                }
+            }
             None => Baggage::parse_all([text], reject),
         }
     }
@@ -924,10 +976,13 @@ fn parse_member(raw: &str) -> Result<(&str, BaggageMember), MemberError> {
 
 /// An HTTP token: one or more `tchar` (RFC 9110, section 5.6.2).
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|c| {
-            c.is_ascii_alphanumeric()
-                || matches!(
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
+/// `tchar` (RFC 9110, section 5.6.2).
+fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
                     c,
                     b'!' | b'#'
                         | b'$'
@@ -944,7 +999,6 @@ fn is_token(s: &str) -> bool {
                         | b'|'
                         | b'~'
                 )
-        })
 }
 
 /// `*baggage-octet`.

@@ -149,34 +149,56 @@ impl TraceState {
 
     /// Checks one header value without building the member list: its
     /// number of members when it is valid and in the form `Display` writes
-    /// (no whitespace, no empty or repeated member), `Ok(None)` when it is
-    /// valid but not in that form, and the error when it is invalid.
-    fn scan(value: &str) -> Result<Option<usize>, InvalidTraceState> {
-        let mut keys: [&str; TraceState::MAX_MEMBERS] = [""; TraceState::MAX_MEMBERS];
+    /// (no whitespace around members, no empty or repeated member), `None`
+    /// otherwise (the full parse then decides, and reports what is wrong).
+    fn scan(text: &str) -> Option<usize> {
+        let bytes = text.as_bytes();
+        // Where each key starts and ends, at most 32 of them.
+        let mut keys = [(0usize, 0usize); TraceState::MAX_MEMBERS];
         let mut count = 0;
-        for member in value.split(',') {
-            if member.is_empty() || trim_ows_str(member).len() != member.len() {
-                return Ok(None);
+        let mut i = 0;
+        loop {
+            let start = i;
+            if !bytes
+                .get(i)
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            {
+                return None;
             }
-            let (key, value) = member
-                .split_once('=')
-                .ok_or(InvalidTraceState::MissingEquals { member: count + 1 })?;
-            if !is_valid_key(key) {
-                return Err(InvalidTraceState::InvalidKey { member: count + 1 });
+            i += 1;
+            while bytes.get(i).is_some_and(|&c| is_key_char(c)) {
+                i += 1;
             }
-            if !is_valid_value(value) {
-                return Err(InvalidTraceState::InvalidValue { member: count + 1 });
+            let end = i;
+            if end - start > TraceState::MAX_KEY_LEN || bytes.get(i) != Some(&b'=') {
+                return None;
             }
-            let Some(slot) = keys.get_mut(count) else {
-                return Err(InvalidTraceState::TooManyMembers);
-            };
-            *slot = key;
-            if keys.get(..count).unwrap_or_default().contains(&key) {
-                return Ok(None);
+            let value = i + 1;
+            i = value;
+            while bytes
+                .get(i)
+                .is_some_and(|&c| matches!(c, 0x20..=0x7e) && c != b',' && c != b'=')
+            {
+                i += 1;
             }
+            if i == value || i - value > TraceState::MAX_VALUE_LEN || bytes.get(i - 1) == Some(&b' ')
+            {
+                return None;
+            }
+            let key = bytes.get(start..end)?;
+            if keys.get(..count)?.iter().any(|&(s, e)| {
+                e - s == key.len() && bytes.get(s..e) == Some(key)
+            }) {
+                return None;
+            }
+            *keys.get_mut(count)? = (start, end);
             count += 1;
+            match bytes.get(i) {
+                None => return Some(count),
+                Some(b',') => i += 1,
+                Some(_) => return None,
+            }
         }
-        Ok(Some(count))
     }
 
     /// Parses several `tracestate` header lines as one list, in order (as an
@@ -191,7 +213,7 @@ impl TraceState {
         };
         let second = values.next();
         if second.is_none() && !first.is_empty() {
-            if let Some(len) = Self::scan(first)? {
+            if let Some(len) = Self::scan(first) {
                 return Ok(TraceState {
                     members: Vec::new(),
                     raw: Some(RawState {
