@@ -123,12 +123,13 @@ impl Propagator {
             Trust::Resolver(resolver) => Some(resolver.try_resolve(headers, extensions)),
             _ => None,
         };
-        if headers.get_all(BAGGAGE).iter().all(|v| utf8(v).is_some()) {
+        let baggages = headers.get_all(BAGGAGE);
+        if baggages.iter().all(|v| std::str::from_utf8(v.as_bytes()).is_ok()) {
             // Text (the usual case): read in place.
             return self.try_extract_fields(
                 headers.get_all(TRACEPARENT).iter().map(text),
                 headers.get_all(TRACESTATE).iter().map(text),
-                headers.get_all(BAGGAGE).iter().map(utf8),
+                baggages.iter().map(utf8),
                 resolve,
             );
         }
@@ -177,11 +178,23 @@ impl Propagator {
 
 /// A header value that is UTF-8 (not only visible ASCII), trimmed.
 fn utf8(v: &HeaderValue) -> Option<&str> {
-    std::str::from_utf8(v.as_bytes()).ok().map(str::trim)
+    std::str::from_utf8(v.as_bytes()).ok().map(trim)
 }
 
 fn text(v: &HeaderValue) -> Option<&str> {
-    v.to_str().ok().map(str::trim)
+    v.to_str().ok().map(trim)
+}
+
+/// `s` without whitespace at either end ([`str::trim`]), checking the two
+/// ends first: header values rarely have any.
+fn trim(s: &str) -> &str {
+    let plain = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii() && !c.is_ascii_whitespace());
+    let bytes = s.as_bytes();
+    if plain(bytes.first()) && plain(bytes.last()) {
+        s
+    } else {
+        s.trim()
+    }
 }
 
 /// Reads a context from incoming headers with the default [`Propagator`]:

@@ -263,23 +263,19 @@ struct Scanned {
 }
 
 /// The position of the first byte from `i` on that is not `accept`ed.
-fn skip(bytes: &[u8], mut i: usize, accept: fn(u8) -> bool) -> usize {
-    while bytes.get(i).is_some_and(|&c| accept(c)) {
-        i += 1;
-    }
-    i
+#[inline(always)]
+fn skip(bytes: &[u8], i: usize, accept: fn(u8) -> bool) -> usize {
+    let rest = bytes.get(i..).unwrap_or_default();
+    i + rest.iter().position(|&c| !accept(c)).unwrap_or(rest.len())
 }
 
 /// [`skip`] over `*baggage-octet`, counting the `%`.
-fn skip_value(bytes: &[u8], mut i: usize, escapes: &mut usize) -> usize {
-    while let Some(&c) = bytes.get(i) {
-        if !is_baggage_octet(c) {
-            break;
-        }
-        *escapes += usize::from(c == b'%');
-        i += 1;
-    }
-    i
+#[inline(always)]
+fn skip_value(bytes: &[u8], i: usize, escapes: &mut usize) -> usize {
+    let end = skip(bytes, i, is_baggage_octet);
+    let value = bytes.get(i..end).unwrap_or_default();
+    *escapes += value.iter().filter(|&&c| c == b'%').count();
+    end
 }
 
 impl Baggage {
@@ -979,8 +975,33 @@ fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_tchar)
 }
 
-/// `tchar` (RFC 9110, section 5.6.2).
+/// `tchar` (RFC 9110, section 5.6.2), by table.
 fn is_tchar(c: u8) -> bool {
+    TCHAR[usize::from(c)]
+}
+
+/// [`is_tchar_slow`] for every byte.
+static TCHAR: [bool; 256] = table!(is_tchar_slow);
+
+/// [`is_baggage_octet`] for every byte.
+static BAGGAGE_OCTET: [bool; 256] = table!(is_baggage_octet_slow);
+
+/// `$f` for every byte, at compile time.
+macro_rules! table {
+    ($f:ident) => {{
+        let mut table = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            table[c] = $f(c as u8);
+            c += 1;
+        }
+        table
+    }};
+}
+use table;
+
+/// `tchar` (RFC 9110, section 5.6.2).
+const fn is_tchar_slow(c: u8) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(
                     c,
@@ -1009,6 +1030,11 @@ fn is_value(s: &str) -> bool {
 /// `%x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`: printable ASCII without
 /// space, `"`, `,`, `;` and `\`.
 fn is_baggage_octet(c: u8) -> bool {
+    BAGGAGE_OCTET[usize::from(c)]
+}
+
+/// [`is_baggage_octet`], computed.
+const fn is_baggage_octet_slow(c: u8) -> bool {
     matches!(c, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
 }
 

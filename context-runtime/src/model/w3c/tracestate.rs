@@ -166,21 +166,19 @@ impl TraceState {
                 return None;
             }
             i += 1;
-            while bytes.get(i).is_some_and(|&c| is_key_char(c)) {
-                i += 1;
-            }
+            let rest = bytes.get(i..).unwrap_or_default();
+            i += rest.iter().position(|&c| !is_key_char(c)).unwrap_or(rest.len());
             let end = i;
             if end - start > TraceState::MAX_KEY_LEN || bytes.get(i) != Some(&b'=') {
                 return None;
             }
             let value = i + 1;
             i = value;
-            while bytes
-                .get(i)
-                .is_some_and(|&c| matches!(c, 0x20..=0x7e) && c != b',' && c != b'=')
-            {
-                i += 1;
-            }
+            let rest = bytes.get(i..).unwrap_or_default();
+            i += rest
+                .iter()
+                .position(|&c| !matches!(c, 0x20..=0x2b | 0x2d..=0x3c | 0x3e..=0x7e))
+                .unwrap_or(rest.len());
             if i == value || i - value > TraceState::MAX_VALUE_LEN || bytes.get(i - 1) == Some(&b' ')
             {
                 return None;
