@@ -1189,6 +1189,74 @@ impl std::error::Error for InvalidBaggage {}
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_kept_header_reads_as_the_full_parse() {
+        let headers = [
+            "userId=alice,serverNode=DF%2028,isProduction=false",
+            "a=1;p;q=2,b=,c=%zz,d=%FF%FE,e=x%2Cy",
+            "k=%41%42",
+            "a=1,a=2",
+            "a=1, b=2",
+            "a=1,,b=2",
+            "a=1,b=\"q\"",
+            "only",
+            "a=1;=x",
+            "",
+        ];
+        for header in headers {
+            let kept = Baggage::from_headers([header]);
+            let full = Baggage::parse_all([header], &|_| false);
+            assert!(full.raw.is_none());
+            assert_eq!(kept.len(), full.len(), "{header}");
+            assert_eq!(kept.to_string(), full.to_string(), "{header}");
+            assert_eq!(kept.members(), full.members(), "{header}");
+            for member in full.members() {
+                assert_eq!(kept.get(member.key()), Some(member.value()), "{header}");
+            }
+            assert_eq!(kept.get("missing"), None);
+        }
+        // The first three are kept as their text (escapes are decoded on
+        // first use); a repeated key, spaces, an empty or a malformed member
+        // are not.
+        for header in &headers[..3] {
+            assert!(Baggage::from_headers([*header]).raw.is_some(), "{header}");
+        }
+        for header in &headers[3..] {
+            assert!(Baggage::from_headers([*header]).raw.is_none(), "{header}");
+        }
+    }
+
+    #[test]
+    fn refused_members_never_stay_in_a_kept_header() {
+        let refuse = |key: &str| key.ends_with("tenantId") || key.starts_with("ctx.");
+        let header = "tenantId=victim,a=1,x.tenantId=v2;p,ctx.sig=k1:abc,b=2";
+        let kept = Baggage::from_header_without(header, &refuse);
+        assert!(kept.raw.is_some());
+        assert_eq!(kept.to_string(), "a=1,b=2");
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept.get("tenantId"), None);
+        assert!(kept.members().iter().all(|m| !refuse(m.key())));
+        // Every member refused: empty.
+        assert!(Baggage::from_header_without("tenantId=x", &refuse).is_empty());
+        // Not clean: parsed, and filtered all the same.
+        let parsed = Baggage::from_header_without("tenantId=victim , a=1", &refuse);
+        assert!(parsed.raw.is_none());
+        assert_eq!(parsed.to_string(), "a=1");
+    }
+
+    #[test]
+    fn a_kept_header_changes_like_a_parsed_one() {
+        let mut kept = Baggage::from_headers(["a=1,b=2"]);
+        let mut full = Baggage::parse_all(["a=1,b=2"], &|_| false);
+        for baggage in [&mut kept, &mut full] {
+            baggage.insert("a", "x y");
+            baggage.insert("c", "3");
+            assert!(baggage.remove("b").is_some());
+        }
+        assert_eq!(kept, full);
+        assert_eq!(kept.to_string(), "a=x%20y,c=3");
+    }
+
     fn parse(s: &str) -> Baggage {
         s.parse().unwrap_or_default()
     }

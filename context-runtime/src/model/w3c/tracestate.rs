@@ -511,6 +511,36 @@ impl std::error::Error for InvalidTraceState {}
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_kept_header_reads_as_the_full_parse() {
+        for header in [
+            "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7",
+            "1vendor=x,a@b=c d",
+            "rojo=1,rojo=2",
+            "a=1 , b=2",
+            "a=1,,b=2",
+        ] {
+            let kept: TraceState = header.parse().expect("valid");
+            let mut full = TraceState::new();
+            for (k, v) in kept.iter() {
+                full.members.push((k.to_owned(), v.to_owned()));
+            }
+            assert_eq!(kept.len(), full.len(), "{header}");
+            assert_eq!(kept.to_string(), full.to_string(), "{header}");
+            assert_eq!(kept.header_len(), full.header_len(), "{header}");
+            for (k, v) in full.iter() {
+                assert_eq!(kept.get(k), Some(v), "{header}");
+            }
+        }
+        assert!("congo=t61rcWkgMzE,rojo=1".parse::<TraceState>().expect("valid").raw.is_some());
+        assert!("a=1 , b=2".parse::<TraceState>().expect("valid").raw.is_none());
+        // Invalid is invalid, kept or not.
+        assert!("a=1,B=2".parse::<TraceState>().is_err());
+        let mut changed: TraceState = "a=1,b=2".parse().expect("valid");
+        changed.insert("b", "3").expect("valid");
+        assert_eq!(changed.to_string(), "b=3,a=1");
+    }
+
     fn parse(s: &str) -> Result<TraceState, InvalidTraceState> {
         s.parse()
     }
