@@ -98,8 +98,11 @@ fn envelope() -> Result<String, String> {
         .tenant(context_runtime::TenantId::new("acme").map_err(|e| e.to_string())?)
         .user(context_runtime::UserRef::user(42).map_err(|e| e.to_string())?)
         .build();
-    serde_json::to_string(&context_runtime::jobs::Job::new(&cx, Invoice { invoice: 7 }))
-        .map_err(|e| e.to_string())
+    serde_json::to_string(&context_runtime::jobs::Job::new(
+        &cx,
+        Invoice { invoice: 7 },
+    ))
+    .map_err(|e| e.to_string())
 }
 
 /// Reads `n` jobs from `json` the way of `mode`.
@@ -114,7 +117,10 @@ fn queue_workload(mode: &str, n: u64) -> Result<(), String> {
                     serde_json::from_str(json).map_err(|e| e.to_string())?;
                 let cx = context_runtime::jobs::admit(&job, &policy).map_err(|e| e.to_string())?;
                 let seen = cx.scope_sync(|| {
-                    context_runtime::tenant().map(|t| t.as_str().len()).unwrap_or(0) + job.data.invoice as usize
+                    context_runtime::tenant()
+                        .map(|t| t.as_str().len())
+                        .unwrap_or(0)
+                        + job.data.invoice as usize
                 });
                 std::hint::black_box(seen);
             }

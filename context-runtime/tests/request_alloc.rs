@@ -224,4 +224,3 @@ fn a_header_that_is_not_clean_is_parsed() {
         n as f64 / REQUESTS as f64
     );
 }
-

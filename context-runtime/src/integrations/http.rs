@@ -124,7 +124,10 @@ impl Propagator {
             _ => None,
         };
         let baggages = headers.get_all(BAGGAGE);
-        if baggages.iter().all(|v| std::str::from_utf8(v.as_bytes()).is_ok()) {
+        if baggages
+            .iter()
+            .all(|v| std::str::from_utf8(v.as_bytes()).is_ok())
+        {
             // Text (the usual case): read in place.
             return self.try_extract_fields(
                 headers.get_all(TRACEPARENT).iter().map(text),

@@ -167,7 +167,10 @@ impl TraceState {
             }
             i += 1;
             let rest = bytes.get(i..).unwrap_or_default();
-            i += rest.iter().position(|&c| !is_key_char(c)).unwrap_or(rest.len());
+            i += rest
+                .iter()
+                .position(|&c| !is_key_char(c))
+                .unwrap_or(rest.len());
             let end = i;
             if end - start > TraceState::MAX_KEY_LEN || bytes.get(i) != Some(&b'=') {
                 return None;
@@ -179,14 +182,18 @@ impl TraceState {
                 .iter()
                 .position(|&c| !matches!(c, 0x20..=0x2b | 0x2d..=0x3c | 0x3e..=0x7e))
                 .unwrap_or(rest.len());
-            if i == value || i - value > TraceState::MAX_VALUE_LEN || bytes.get(i - 1) == Some(&b' ')
+            if i == value
+                || i - value > TraceState::MAX_VALUE_LEN
+                || bytes.get(i - 1) == Some(&b' ')
             {
                 return None;
             }
             let key = bytes.get(start..end)?;
-            if keys.get(..count)?.iter().any(|&(s, e)| {
-                e - s == key.len() && bytes.get(s..e) == Some(key)
-            }) {
+            if keys
+                .get(..count)?
+                .iter()
+                .any(|&(s, e)| e - s == key.len() && bytes.get(s..e) == Some(key))
+            {
                 return None;
             }
             *keys.get_mut(count)? = (start, end);
@@ -532,8 +539,16 @@ mod tests {
                 assert_eq!(kept.get(k), Some(v), "{header}");
             }
         }
-        assert!("congo=t61rcWkgMzE,rojo=1".parse::<TraceState>().expect("valid").raw.is_some());
-        assert!("a=1 , b=2".parse::<TraceState>().expect("valid").raw.is_none());
+        assert!("congo=t61rcWkgMzE,rojo=1"
+            .parse::<TraceState>()
+            .expect("valid")
+            .raw
+            .is_some());
+        assert!("a=1 , b=2"
+            .parse::<TraceState>()
+            .expect("valid")
+            .raw
+            .is_none());
         // Invalid is invalid, kept or not.
         assert!("a=1,B=2".parse::<TraceState>().is_err());
         let mut changed: TraceState = "a=1,b=2".parse().expect("valid");
