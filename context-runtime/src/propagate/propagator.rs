@@ -377,27 +377,22 @@ impl Propagator {
         baggages: impl IntoIterator<Item = Option<&'a str>>,
         resolve: impl FnOnce(&Trust) -> Option<Result<Identity, UntrustedIdentity>>,
     ) -> Result<Context, CarrierError> {
-        let mut builder = Context::builder().source(self.source.clone());
-
-        let trace_id = match single_traceparent(traceparents) {
-            Some(parent) => {
-                builder = builder
-                    .parent_span_id(parent.parent_id())
-                    .trace_flags(parent.flags());
+        let (trace_id, parent_span_id, trace_flags, trace_state) =
+            match single_traceparent(traceparents) {
                 // `tracestate` only means something beside a valid `traceparent`.
-                if let Some(state) = trace_state(tracestates) {
-                    builder = builder.trace_state(state);
-                }
-                parent.trace_id()
-            }
-            None => {
-                builder = builder.trace_flags(TraceFlags::new(
-                    TraceFlags::SAMPLED.bits() | TraceFlags::RANDOM.bits(),
-                ));
-                TraceId::random()
-            }
-        };
-        builder = builder.trace_id(trace_id);
+                Some(parent) => (
+                    parent.trace_id(),
+                    Some(parent.parent_id()),
+                    parent.flags(),
+                    trace_state(tracestates),
+                ),
+                None => (
+                    TraceId::random(),
+                    None,
+                    TraceFlags::new(TraceFlags::SAMPLED.bits() | TraceFlags::RANDOM.bits()),
+                    None,
+                ),
+            };
 
         // Identity-shaped members never ride along as plain baggage: the
         // configured ones become the tenant and user when trusted, and
@@ -441,11 +436,16 @@ impl Propagator {
             },
         };
         let baggage = kept.unwrap_or_else(|| self.without_identity_members(&baggage));
-        Ok(builder
-            .baggage(baggage)
-            .maybe_tenant(identity.tenant)
-            .maybe_user(identity.user)
-            .build())
+        Ok(Context::from_wire(
+            trace_id,
+            parent_span_id,
+            trace_flags,
+            trace_state,
+            identity.tenant,
+            identity.user,
+            self.source.clone(),
+            baggage,
+        ))
     }
 
     /// Like [`try_extract_fields`](Propagator::try_extract_fields), never
