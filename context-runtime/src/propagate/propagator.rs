@@ -418,10 +418,10 @@ impl Propagator {
                 None,
             ),
         };
-        let find = |key: Option<&str>| key.and_then(|k| baggage.get(k));
+        let find = |key: Option<&str>| key.filter(|_| needs_members).and_then(|k| baggage.get(k));
         let tenant_member = find(self.tenant_key.as_deref());
         let user_member = find(self.user_key.as_deref());
-        let signature = baggage.get(SIGNATURE_BAGGAGE_KEY);
+        let signature = find(Some(SIGNATURE_BAGGAGE_KEY));
 
         let identity = match resolve(&self.trust) {
             Some(identity) => identity?,
