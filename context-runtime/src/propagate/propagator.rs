@@ -778,6 +778,29 @@ mod tests {
     }
 
     #[test]
+    fn a_clean_header_kept_as_its_text_forwards_no_claimed_identity() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let baggage = "tenantId=victim,a=1,acme.tenant=x,userRef=user:1,ctx.sig=k1:abc,b=2";
+        let edge = Propagator::new();
+        let read = edge
+            .try_extract_values(Some(parent), Some("rojo=1,congo=2"), Some(baggage))
+            .expect("nothing trusted, nothing refused");
+        assert!(read.tenant().is_none() && read.user().is_none());
+        assert_eq!(read.baggage().len(), 2);
+        assert_eq!(read.baggage().get("tenantId"), None);
+        let (_, state, out) = edge.outgoing(&read);
+        assert_eq!(state.as_deref(), Some("rojo=1,congo=2"));
+        assert_eq!(out.as_deref(), Some("a=1,b=2"));
+        // A trusting hop behind it sees no identity either.
+        let (parent, _, out) = edge.outgoing(&read);
+        let inner = Propagator::new().trust_baggage_identity();
+        let next = inner
+            .try_extract_values(Some(&parent), None, out.as_deref())
+            .expect("no identity claimed");
+        assert!(next.tenant().is_none() && next.user().is_none());
+    }
+
+    #[test]
     fn signatures_cover_what_the_outbound_policy_sends() {
         for outbound in [Outbound::Identity, Outbound::TenantOnly] {
             let hop = Propagator::new().keyring(keyring()).outbound(outbound);
