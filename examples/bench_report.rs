@@ -66,7 +66,7 @@ fn target(group: &str, baseline: &str) -> Option<Target> {
         ("traceparent/parse", "opentelemetry") => Target::FasterBy(10.0),
         ("traceparent/format", "opentelemetry") => Target::FasterBy(5.0),
         (g, "opentelemetry") if g.starts_with("baggage/parse/") => Target::FasterBy(4.0),
-        ("carrier/round_trip", "serde_json") => Target::AtMost(1.2),
+        ("carrier/round_trip", "serde_json") => Target::AtMost(1.1),
         ("handler/with_context_requires_tenant", "hand-scoped") => Target::AtMost(1.05),
         _ => return None,
     };

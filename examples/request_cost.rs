@@ -9,6 +9,11 @@
 //! - `otel`: an OpenTelemetry layer (the `TraceContext` and `Baggage`
 //!   propagators, the context attached at every poll of the handler).
 //!
+//! Then the queue path: a job envelope (`Job<T>`: its carrier with a
+//! tenant and a user, and its data) read from JSON text, admitted with
+//! `jobs::admit` and run in its scope, against decoding the same envelope
+//! into plain serde structs.
+//!
 //! Wall-clock time is too noisy on shared machines, so the report counts
 //! instructions with callgrind: for each router it runs `N` and `2N`
 //! requests in a fresh process and divides the difference by `N`, so that
@@ -44,6 +49,90 @@ const BAGGAGE: &str = "userId=alice,serverNode=DF%2028,isProduction=false";
 
 /// The routers compared.
 const MODES: [&str; 3] = ["bare", "layer", "otel"];
+
+/// The queue path compared: a job envelope (its carrier and its data) read
+/// from JSON text, admitted and run in its scope (`queue`), against the same
+/// envelope decoded into plain serde structs (`queue-serde`).
+const QUEUE_MODES: [&str; 2] = ["queue-serde", "queue"];
+
+/// A job's data.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Invoice {
+    invoice: u64,
+}
+
+/// The envelope as an application would declare it with plain serde.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct PlainJob {
+    ctx: PlainCarrier,
+    data: Invoice,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct PlainCarrier {
+    v: u32,
+    trace_id: String,
+    tenant_id: Option<String>,
+    user_ref: Option<PlainUser>,
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct PlainUser {
+    #[serde(rename = "type")]
+    kind: String,
+    id: serde_json::Value,
+}
+
+/// The envelope a producer writes: a context with a tenant and a user.
+fn envelope() -> Result<String, String> {
+    let cx = context_runtime::Context::builder()
+        .trace_id(
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+                .parse()
+                .map_err(|e| format!("{e}"))?,
+        )
+        .tenant(context_runtime::TenantId::new("acme").map_err(|e| e.to_string())?)
+        .user(context_runtime::UserRef::user(42).map_err(|e| e.to_string())?)
+        .build();
+    serde_json::to_string(&context_runtime::jobs::Job::new(
+        &cx,
+        Invoice { invoice: 7 },
+    ))
+    .map_err(|e| e.to_string())
+}
+
+/// Reads `n` jobs from `json` the way of `mode`.
+fn queue_workload(mode: &str, n: u64) -> Result<(), String> {
+    let json = envelope()?;
+    let policy = context_runtime::jobs::Policy::new();
+    for _ in 0..n {
+        let json = std::hint::black_box(json.as_str());
+        match mode {
+            "queue" => {
+                let job: context_runtime::jobs::Job<Invoice> =
+                    serde_json::from_str(json).map_err(|e| e.to_string())?;
+                let cx = context_runtime::jobs::admit(&job, &policy).map_err(|e| e.to_string())?;
+                let seen = cx.scope_sync(|| {
+                    context_runtime::tenant()
+                        .map(|t| t.as_str().len())
+                        .unwrap_or(0)
+                        + job.data.invoice as usize
+                });
+                std::hint::black_box(seen);
+            }
+            "queue-serde" => {
+                let job: PlainJob = serde_json::from_str(json).map_err(|e| e.to_string())?;
+                std::hint::black_box(&job);
+            }
+            other => return Err(format!("unknown mode `{other}`")),
+        }
+    }
+    Ok(())
+}
 
 /// The request the scenario sends.
 fn request() -> Request<Body> {
@@ -135,6 +224,9 @@ where
 
 /// Sends `n` requests through the router of `mode`.
 fn workload(mode: &str, n: u64) -> Result<(), String> {
+    if mode.starts_with("queue") {
+        return queue_workload(mode, n);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| e.to_string())?;
@@ -224,8 +316,27 @@ fn report(n: u64) -> Result<(), String> {
     let (ours, theirs) = (added("layer"), added("otel"));
     println!();
     println!(
-        "The layer adds {ours:.0} instructions per request (target ≤ 2,500); OpenTelemetry's way adds {theirs:.0}: {:.1}× the layer's.",
+        "The layer adds {ours:.0} instructions per request (target ≤ 2,500): {}; OpenTelemetry's way adds {theirs:.0}: {:.1}× the layer's.",
+        if ours <= 2_500.0 { "met" } else { "missed" },
         theirs / ours
+    );
+
+    let mut per_job = Vec::new();
+    for mode in QUEUE_MODES {
+        let (once, twice) = (instructions(mode, n)?, instructions(mode, 2 * n)?);
+        per_job.push(twice.saturating_sub(once) as f64 / n as f64);
+    }
+    let (plain, ours) = (per_job[0], per_job[1]);
+    println!();
+    println!("| queue path | instructions per job |");
+    println!("| --- | ---: |");
+    println!("| plain serde: the envelope decoded into plain structs | {plain:.0} |");
+    println!("| `Job<T>` decoded, `jobs::admit`, its scope entered | {ours:.0} |");
+    println!();
+    println!(
+        "The queue path costs {:.2}× the plain decode (target ≤ 1.2×): {}.",
+        ours / plain,
+        if ours <= 1.2 * plain { "met" } else { "missed" }
     );
     Ok(())
 }
@@ -242,7 +353,10 @@ fn main() -> ExitCode {
             .parse()
             .map_err(|e| format!("`{n}` is not a count: {e}"))
             .and_then(report),
-        _ => Err("usage: request_cost [N] | request_cost <bare|layer|otel> <N>".to_owned()),
+        _ => Err(
+            "usage: request_cost [N] | request_cost <bare|layer|otel|queue|queue-serde> <N>"
+                .to_owned(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -119,6 +119,23 @@ impl Propagator {
         headers: &HeaderMap,
         extensions: &Extensions,
     ) -> Result<Context, CarrierError> {
+        let resolve = |trust: &Trust| match trust {
+            Trust::Resolver(resolver) => Some(resolver.try_resolve(headers, extensions)),
+            _ => None,
+        };
+        let baggages = headers.get_all(BAGGAGE);
+        if baggages
+            .iter()
+            .all(|v| std::str::from_utf8(v.as_bytes()).is_ok())
+        {
+            // Text (the usual case): read in place.
+            return self.try_extract_fields(
+                headers.get_all(TRACEPARENT).iter().map(text),
+                headers.get_all(TRACESTATE).iter().map(text),
+                baggages.iter().map(utf8),
+                resolve,
+            );
+        }
         // Baggage is read member by member: raw non-ASCII bytes make their
         // member malformed (dropped), not the whole header. Valid UTF-8 is
         // borrowed; anything else becomes U+FFFD, which no member accepts.
@@ -131,10 +148,7 @@ impl Propagator {
             headers.get_all(TRACEPARENT).iter().map(text),
             headers.get_all(TRACESTATE).iter().map(text),
             baggage.iter().map(|v| Some(v.trim())),
-            |trust| match trust {
-                Trust::Resolver(resolver) => Some(resolver.try_resolve(headers, extensions)),
-                _ => None,
-            },
+            resolve,
         )
     }
 
@@ -165,8 +179,25 @@ impl Propagator {
     }
 }
 
+/// A header value that is UTF-8 (not only visible ASCII), trimmed.
+fn utf8(v: &HeaderValue) -> Option<&str> {
+    std::str::from_utf8(v.as_bytes()).ok().map(trim)
+}
+
 fn text(v: &HeaderValue) -> Option<&str> {
-    v.to_str().ok().map(str::trim)
+    v.to_str().ok().map(trim)
+}
+
+/// `s` without whitespace at either end ([`str::trim`]), checking the two
+/// ends first: header values rarely have any.
+fn trim(s: &str) -> &str {
+    let plain = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii() && !c.is_ascii_whitespace());
+    let bytes = s.as_bytes();
+    if plain(bytes.first()) && plain(bytes.last()) {
+        s
+    } else {
+        s.trim()
+    }
 }
 
 /// Reads a context from incoming headers with the default [`Propagator`]:

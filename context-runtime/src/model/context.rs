@@ -206,6 +206,34 @@ impl Context {
         self.child(|i| i.parent_span_id = Some(span_id))
     }
 
+    /// A context read from a wire, built in place (the per-request path of
+    /// the propagators, which a chain of builder calls would move around).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_wire(
+        trace_id: TraceId,
+        parent_span_id: Option<SpanId>,
+        trace_flags: TraceFlags,
+        trace_state: Option<TraceState>,
+        tenant: Option<TenantId>,
+        user: Option<UserRef>,
+        source: Cow<'static, str>,
+        baggage: Baggage,
+    ) -> Context {
+        Context {
+            inner: Arc::new(Inner {
+                trace_id,
+                parent_span_id,
+                trace_flags,
+                trace_state,
+                tenant,
+                user,
+                source: Some(source),
+                baggage,
+                values: None,
+            }),
+        }
+    }
+
     /// Whether `self` and `other` are the same context value (not a copy).
     pub fn ptr_eq(&self, other: &Context) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)

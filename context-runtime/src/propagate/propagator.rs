@@ -377,39 +377,51 @@ impl Propagator {
         baggages: impl IntoIterator<Item = Option<&'a str>>,
         resolve: impl FnOnce(&Trust) -> Option<Result<Identity, UntrustedIdentity>>,
     ) -> Result<Context, CarrierError> {
-        let mut builder = Context::builder().source(self.source.clone());
-
-        let trace_id = match single_traceparent(traceparents) {
-            Some(parent) => {
-                builder = builder
-                    .parent_span_id(parent.parent_id())
-                    .trace_flags(parent.flags());
+        let (trace_id, parent_span_id, trace_flags, trace_state) =
+            match single_traceparent(traceparents) {
                 // `tracestate` only means something beside a valid `traceparent`.
-                let values: Option<Vec<&str>> = tracestates.into_iter().collect();
-                if let Some(state) = values.and_then(|v| TraceState::from_headers(v).ok()) {
-                    if !state.is_empty() {
-                        builder = builder.trace_state(state);
-                    }
-                }
-                parent.trace_id()
-            }
-            None => {
-                builder = builder.trace_flags(TraceFlags::new(
-                    TraceFlags::SAMPLED.bits() | TraceFlags::RANDOM.bits(),
-                ));
-                TraceId::random()
-            }
-        };
-        builder = builder.trace_id(trace_id);
+                Some(parent) => (
+                    parent.trace_id(),
+                    Some(parent.parent_id()),
+                    parent.flags(),
+                    trace_state(tracestates),
+                ),
+                None => (
+                    TraceId::random(),
+                    None,
+                    TraceFlags::new(TraceFlags::SAMPLED.bits() | TraceFlags::RANDOM.bits()),
+                    None,
+                ),
+            };
 
-        let baggage = Baggage::from_headers(baggages.into_iter().flatten());
         // Identity-shaped members never ride along as plain baggage: the
         // configured ones become the tenant and user when trusted, and
-        // every one is dropped otherwise.
-        let find = |key: Option<&str>| key.and_then(|k| baggage.get(k));
+        // every one is dropped otherwise. One header line (the usual case)
+        // is checked by one scan for them and kept as its text when it has
+        // none; otherwise it is parsed and filtered.
+        let mut values = baggages.into_iter().flatten();
+        let (first, second) = (values.next(), values.next());
+        let reject = |key: &str| self.is_identity_key(key);
+        let needs_members = matches!(self.trust, Trust::Baggage | Trust::Signed(_));
+        let (baggage, kept) = match (first, second) {
+            (None, _) => (Baggage::new(), None),
+            (Some(only), None) => (
+                if needs_members {
+                    Baggage::from_headers([only])
+                } else {
+                    Baggage::new()
+                },
+                Some(Baggage::from_header_without(only, &reject)),
+            ),
+            (Some(first), Some(second)) => (
+                Baggage::from_headers([first, second].into_iter().chain(values)),
+                None,
+            ),
+        };
+        let find = |key: Option<&str>| key.filter(|_| needs_members).and_then(|k| baggage.get(k));
         let tenant_member = find(self.tenant_key.as_deref());
         let user_member = find(self.user_key.as_deref());
-        let signature = baggage.get(SIGNATURE_BAGGAGE_KEY);
+        let signature = find(Some(SIGNATURE_BAGGAGE_KEY));
 
         let identity = match resolve(&self.trust) {
             Some(identity) => identity?,
@@ -423,12 +435,17 @@ impl Propagator {
                 _ => Identity::default(),
             },
         };
-        let baggage = self.without_identity_members(&baggage);
-        Ok(builder
-            .baggage(baggage)
-            .maybe_tenant(identity.tenant)
-            .maybe_user(identity.user)
-            .build())
+        let baggage = kept.unwrap_or_else(|| self.without_identity_members(&baggage));
+        Ok(Context::from_wire(
+            trace_id,
+            parent_span_id,
+            trace_flags,
+            trace_state,
+            identity.tenant,
+            identity.user,
+            self.source.clone(),
+            baggage,
+        ))
     }
 
     /// Like [`try_extract_fields`](Propagator::try_extract_fields), never
@@ -624,6 +641,21 @@ impl Propagator {
     }
 }
 
+/// The `tracestate` of the header lines, or `None` when it is empty,
+/// invalid, or a line is not text. One line (the usual case) is read
+/// without collecting the lines.
+fn trace_state<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Option<TraceState> {
+    let mut values = values.into_iter();
+    let state = match (values.next()?, values.next()) {
+        (first, None) => TraceState::from_headers([first?]),
+        (first, Some(second)) => {
+            let rest: Option<Vec<&str>> = [first, second].into_iter().chain(values).collect();
+            TraceState::from_headers(rest?)
+        }
+    };
+    state.ok().filter(|s| !s.is_empty())
+}
+
 /// The one valid `traceparent`, or `None` when there is none, more than one,
 /// or it is invalid (all of which start a new trace).
 fn single_traceparent<'a>(
@@ -743,6 +775,29 @@ mod tests {
         Context::root()
             .with_tenant(TenantId::new("acme").expect("valid"))
             .with_user(UserRef::user(1).expect("valid"))
+    }
+
+    #[test]
+    fn a_clean_header_kept_as_its_text_forwards_no_claimed_identity() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let baggage = "tenantId=victim,a=1,acme.tenant=x,userRef=user:1,ctx.sig=k1:abc,b=2";
+        let edge = Propagator::new();
+        let read = edge
+            .try_extract_values(Some(parent), Some("rojo=1,congo=2"), Some(baggage))
+            .expect("nothing trusted, nothing refused");
+        assert!(read.tenant().is_none() && read.user().is_none());
+        assert_eq!(read.baggage().len(), 2);
+        assert_eq!(read.baggage().get("tenantId"), None);
+        let (_, state, out) = edge.outgoing(&read);
+        assert_eq!(state.as_deref(), Some("rojo=1,congo=2"));
+        assert_eq!(out.as_deref(), Some("a=1,b=2"));
+        // A trusting hop behind it sees no identity either.
+        let (parent, _, out) = edge.outgoing(&read);
+        let inner = Propagator::new().trust_baggage_identity();
+        let next = inner
+            .try_extract_values(Some(&parent), None, out.as_deref())
+            .expect("no identity claimed");
+        assert!(next.tenant().is_none() && next.user().is_none());
     }
 
     #[test]

@@ -70,6 +70,11 @@ pub(crate) fn is_identity_shaped(key: &str) -> bool {
     {
         return true;
     }
+    // Every suffix ends in one of these: most keys are done here.
+    let last = key.bytes().rev().find(u8::is_ascii_alphanumeric);
+    if !last.is_some_and(|c| matches!(c.to_ascii_lowercase(), b't' | b'd' | b'f' | b'r' | b'l')) {
+        return false;
+    }
     // The last (up to) 9 letters and digits, lowercased, in order.
     let mut tail = [0u8; 9];
     let mut n = 0;

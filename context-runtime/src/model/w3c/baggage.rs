@@ -4,7 +4,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use super::trim_ows_str;
 
@@ -199,9 +201,81 @@ impl fmt::Debug for BaggageMember {
 /// - Parsing is linear in its input and holds at most 64 members at any
 ///   time, however long the header: a 40,000-member header gives its first
 ///   64 members.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+/// - A header that is already clean (no whitespace, no empty, malformed or
+///   repeated member, well within the limits) is validated by one scan and
+///   kept as its text: [`len`](Baggage::len) is known, [`get`](Baggage::get)
+///   reads the text, writing it again is a copy when no value is
+///   percent-encoded, and the member list is built (once) only when
+///   something asks for it ([`members`](Baggage::members), a change…).
+#[derive(Clone, Default)]
 pub struct Baggage {
+    /// The members, in order. Empty while `raw` holds the header.
     members: Vec<BaggageMember>,
+    /// The header as received, when it is clean (see [`Baggage::scan`]).
+    raw: Option<RawBaggage>,
+}
+
+/// A clean `baggage` header, its members parsed on first use.
+#[derive(Clone)]
+struct RawBaggage {
+    text: String,
+    /// The number of members (every member of a clean header is kept).
+    len: usize,
+    /// Whether a value or property value is percent-encoded (then the text
+    /// is not necessarily what `Display` writes).
+    escaped: bool,
+    parsed: OnceLock<Vec<BaggageMember>>,
+}
+
+impl RawBaggage {
+    fn parse(text: &str) -> Vec<BaggageMember> {
+        let mut collector = Collector::default();
+        for raw in text.split(',') {
+            collector.offer_raw(raw);
+        }
+        collector.members
+    }
+}
+
+impl PartialEq for Baggage {
+    fn eq(&self, other: &Self) -> bool {
+        self.members() == other.members()
+    }
+}
+
+impl Eq for Baggage {}
+
+impl Hash for Baggage {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.members().hash(state);
+    }
+}
+
+/// What [`Baggage::scan`] found in a clean header.
+struct Scanned {
+    /// The number of members.
+    len: usize,
+    escaped: bool,
+    /// The members `reject` refused, one bit each.
+    refused: u64,
+    /// Where each member ends (the next `,` or the end of the text).
+    ends: [u16; Baggage::MAX_MEMBERS],
+}
+
+/// The position of the first byte from `i` on that is not `accept`ed.
+#[inline(always)]
+fn skip(bytes: &[u8], i: usize, accept: fn(u8) -> bool) -> usize {
+    let rest = bytes.get(i..).unwrap_or_default();
+    i + rest.iter().position(|&c| !accept(c)).unwrap_or(rest.len())
+}
+
+/// [`skip`] over `*baggage-octet`, counting the `%`.
+#[inline(always)]
+fn skip_value(bytes: &[u8], i: usize, escapes: &mut usize) -> usize {
+    let end = skip(bytes, i, is_baggage_octet);
+    let value = bytes.get(i..end).unwrap_or_default();
+    *escapes += value.iter().filter(|&&c| c == b'%').count();
+    end
 }
 
 impl Baggage {
@@ -209,17 +283,159 @@ impl Baggage {
     pub const fn new() -> Self {
         Baggage {
             members: Vec::new(),
+            raw: None,
         }
     }
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
+        if let Some(raw) = &self.raw {
+            if !raw.escaped {
+                // Clean: no whitespace, keys unique, values as they are.
+                return raw.text.split(',').find_map(|member| {
+                    let head = member.split(';').next().unwrap_or_default();
+                    let (k, v) = head.split_once('=')?;
+                    (k == key).then_some(v)
+                });
+            }
+        }
         self.member(key).map(BaggageMember::value)
     }
 
     /// The member with `key`, if present.
     pub fn member(&self, key: &str) -> Option<&BaggageMember> {
-        self.members.iter().find(|m| m.key() == key)
+        self.members().iter().find(|m| m.key() == key)
+    }
+
+    /// The members, for a change: a kept header is parsed (once) and dropped.
+    fn members_mut(&mut self) -> &mut Vec<BaggageMember> {
+        if let Some(raw) = self.raw.take() {
+            self.members = match raw.parsed.into_inner() {
+                Some(members) => members,
+                None => RawBaggage::parse(&raw.text),
+            };
+        }
+        &mut self.members
+    }
+
+    /// Checks a header value, without building the member list, for the
+    /// form that can be kept as it is: members `key=value;property…`
+    /// without whitespace, each valid, no key repeated,
+    /// at most [`Baggage::MAX_MEMBERS`], and short enough that, however its
+    /// escapes decode, it is written within [`Baggage::MAX_LEN`]. `None`
+    /// when it is not of that form (the full parse then decides what is
+    /// kept). Members whose key `reject` refuses are counted apart.
+    fn scan(text: &str, reject: &dyn Fn(&str) -> bool) -> Option<Scanned> {
+        let bytes = text.as_bytes();
+        if bytes.len() > Baggage::MAX_LEN {
+            return None;
+        }
+        // Where each member and its key end, at most 64 of them.
+        let mut keys = [(0u16, 0u16); Baggage::MAX_MEMBERS];
+        let mut ends = [0u16; Baggage::MAX_MEMBERS];
+        let (mut len, mut escapes, mut refused) = (0usize, 0usize, 0u64);
+        let mut i = 0;
+        loop {
+            // key=value
+            let start = i;
+            i = skip(bytes, i, is_tchar);
+            if i == start || bytes.get(i) != Some(&b'=') {
+                return None;
+            }
+            let key = text.get(start..i)?;
+            i = skip_value(bytes, i + 1, &mut escapes);
+            // ;property or ;property=value
+            while bytes.get(i) == Some(&b';') {
+                let property = i + 1;
+                i = skip(bytes, property, is_tchar);
+                if i == property {
+                    return None;
+                }
+                if bytes.get(i) == Some(&b'=') {
+                    i = skip_value(bytes, i + 1, &mut escapes);
+                }
+            }
+            // At most 64 keys, compared only when their lengths agree.
+            let earlier = keys.get(..len)?;
+            if earlier.iter().any(|&(s, e)| {
+                usize::from(e - s) == key.len()
+                    && bytes.get(usize::from(s)..usize::from(e)) == Some(key.as_bytes())
+            }) {
+                return None;
+            }
+            // `i` and `start` are within `MAX_LEN`, which fits a `u16`.
+            *keys.get_mut(len)? = (start as u16, (start + key.len()) as u16);
+            *ends.get_mut(len)? = i as u16;
+            if reject(key) {
+                refused |= 1 << len;
+            }
+            len += 1;
+            match bytes.get(i) {
+                None => break,
+                Some(b',') => i += 1,
+                Some(_) => return None,
+            }
+        }
+        // An escape is 3 bytes that may be written as up to 9 (U+FFFD).
+        if bytes.len() + 6 * escapes > Baggage::MAX_LEN {
+            return None;
+        }
+        Some(Scanned {
+            len,
+            escaped: escapes > 0,
+            refused,
+            ends,
+        })
+    }
+
+    /// Reads one `baggage` header value, leaving out the members whose key
+    /// `reject` refuses. A clean value (see
+    /// [the `baggage` header](Baggage#the-baggage-header)) is checked by one
+    /// scan and kept as its text, without the refused members (a clean
+    /// header is within the limits, so every member is kept before they
+    /// are left out, as the full parse does); any other is parsed and
+    /// filtered.
+    pub(crate) fn from_header_without(text: &str, reject: &dyn Fn(&str) -> bool) -> Baggage {
+        let text = trim_ows_str(text);
+        if text.is_empty() {
+            return Baggage::new();
+        }
+        match Baggage::scan(text, reject) {
+            Some(scanned) => {
+                let kept = scanned.len - scanned.refused.count_ones() as usize;
+                if kept == 0 {
+                    return Baggage::new();
+                }
+                let text = if scanned.refused == 0 {
+                    text.to_owned()
+                } else {
+                    // The members that are not refused, as they are.
+                    let mut out = String::with_capacity(text.len());
+                    let mut start = 0;
+                    for (i, &end) in scanned.ends.iter().take(scanned.len).enumerate() {
+                        let end = usize::from(end);
+                        if scanned.refused & (1 << i) == 0 {
+                            if !out.is_empty() {
+                                out.push(',');
+                            }
+                            out.push_str(text.get(start..end).unwrap_or_default());
+                        }
+                        start = end + 1;
+                    }
+                    out
+                };
+                Baggage {
+                    members: Vec::new(),
+                    raw: Some(RawBaggage {
+                        text,
+                        len: kept,
+                        escaped: scanned.escaped,
+                        parsed: OnceLock::new(),
+                    }),
+                }
+            }
+            None => Baggage::parse_all([text], reject),
+        }
     }
 
     /// Sets `key` to `value` (without properties), replacing an existing member
@@ -230,36 +446,44 @@ impl Baggage {
 
     /// Sets a whole member, replacing one with the same key in place.
     pub fn insert_member(&mut self, member: BaggageMember) {
-        match self.members.iter_mut().find(|m| m.key() == member.key()) {
+        let members = self.members_mut();
+        match members.iter_mut().find(|m| m.key() == member.key()) {
             Some(slot) => *slot = member,
-            None => self.members.push(member),
+            None => members.push(member),
         }
     }
 
     /// Removes `key`, returning its member.
     pub fn remove(&mut self, key: &str) -> Option<BaggageMember> {
-        let index = self.members.iter().position(|m| m.key() == key)?;
-        Some(self.members.remove(index))
+        let members = self.members_mut();
+        let index = members.iter().position(|m| m.key() == key)?;
+        Some(members.remove(index))
     }
 
-    /// The members, in order.
+    /// The members, in order (parsed on first use from a kept header).
     pub fn members(&self) -> &[BaggageMember] {
-        &self.members
+        match &self.raw {
+            Some(raw) => raw.parsed.get_or_init(|| RawBaggage::parse(&raw.text)),
+            None => &self.members,
+        }
     }
 
     /// `(key, value)` pairs, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.members.iter().map(|m| (m.key(), m.value()))
+        self.members().iter().map(|m| (m.key(), m.value()))
     }
 
     /// The number of members.
     pub fn len(&self) -> usize {
-        self.members.len()
+        match &self.raw {
+            Some(raw) => raw.len,
+            None => self.members.len(),
+        }
     }
 
     /// Whether there are no members.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.len() == 0
     }
 }
 
@@ -391,6 +615,7 @@ impl<'a> Collector<'a> {
     fn finish(self) -> Baggage {
         Baggage {
             members: self.members,
+            raw: None,
         }
     }
 }
@@ -412,13 +637,33 @@ impl Baggage {
     where
         I: IntoIterator<Item = &'a str>,
     {
+        let mut values = values.into_iter();
+        let Some(first) = values.next() else {
+            return Baggage::new();
+        };
+        match values.next() {
+            None => Baggage::from_header_without(first, &|_| false),
+            Some(second) => {
+                Baggage::parse_all([first, second].into_iter().chain(values), &|_| false)
+            }
+        }
+    }
+
+    /// The full tolerant parse of several header values, without the
+    /// members whose key `reject` refuses.
+    fn parse_all<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+        reject: &dyn Fn(&str) -> bool,
+    ) -> Baggage {
         let mut collector = Collector::default();
         for value in values {
             for raw in value.split(',') {
                 collector.offer_raw(raw);
             }
         }
-        collector.finish()
+        let mut baggage = collector.finish();
+        baggage.members.retain(|m| !reject(m.key()));
+        baggage
     }
 
     /// Like [`from_headers`](Baggage::from_headers), for header values as
@@ -529,7 +774,7 @@ impl Baggage {
 
 impl fmt::Debug for Baggage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(&self.members).finish()
+        f.debug_list().entries(self.members()).finish()
     }
 }
 
@@ -565,7 +810,7 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Baggage {
                 }
             }
         }
-        Baggage { members }
+        Baggage { members, raw: None }
     }
 }
 
@@ -584,8 +829,14 @@ impl FromStr for Baggage {
 /// within 64 members and 8192 bytes (see [the `baggage` header](Baggage#the-baggage-header)).
 impl fmt::Display for Baggage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(raw) = &self.raw {
+            if !raw.escaped {
+                // Clean and unescaped: exactly what the loop below writes.
+                return f.write_str(&raw.text);
+            }
+        }
         let mut budget = Budget::default();
-        for member in &self.members {
+        for member in self.members() {
             if !budget.admit(member) {
                 continue;
             }
@@ -721,27 +972,54 @@ fn parse_member(raw: &str) -> Result<(&str, BaggageMember), MemberError> {
 
 /// An HTTP token: one or more `tchar` (RFC 9110, section 5.6.2).
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|c| {
-            c.is_ascii_alphanumeric()
-                || matches!(
-                    c,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
+/// `tchar` (RFC 9110, section 5.6.2), by table.
+fn is_tchar(c: u8) -> bool {
+    TCHAR[usize::from(c)]
+}
+
+/// [`is_tchar_slow`] for every byte.
+static TCHAR: [bool; 256] = table!(is_tchar_slow);
+
+/// [`is_baggage_octet`] for every byte.
+static BAGGAGE_OCTET: [bool; 256] = table!(is_baggage_octet_slow);
+
+/// `$f` for every byte, at compile time.
+macro_rules! table {
+    ($f:ident) => {{
+        let mut table = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            table[c] = $f(c as u8);
+            c += 1;
+        }
+        table
+    }};
+}
+use table;
+
+/// `tchar` (RFC 9110, section 5.6.2).
+const fn is_tchar_slow(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
 }
 
 /// `*baggage-octet`.
@@ -752,6 +1030,11 @@ fn is_value(s: &str) -> bool {
 /// `%x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`: printable ASCII without
 /// space, `"`, `,`, `;` and `\`.
 fn is_baggage_octet(c: u8) -> bool {
+    BAGGAGE_OCTET[usize::from(c)]
+}
+
+/// [`is_baggage_octet`], computed.
+const fn is_baggage_octet_slow(c: u8) -> bool {
     matches!(c, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
 }
 
@@ -905,6 +1188,74 @@ impl std::error::Error for InvalidBaggage {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_header_reads_as_the_full_parse() {
+        let headers = [
+            "userId=alice,serverNode=DF%2028,isProduction=false",
+            "a=1;p;q=2,b=,c=%zz,d=%FF%FE,e=x%2Cy",
+            "k=%41%42",
+            "a=1,a=2",
+            "a=1, b=2",
+            "a=1,,b=2",
+            "a=1,b=\"q\"",
+            "only",
+            "a=1;=x",
+            "",
+        ];
+        for header in headers {
+            let kept = Baggage::from_headers([header]);
+            let full = Baggage::parse_all([header], &|_| false);
+            assert!(full.raw.is_none());
+            assert_eq!(kept.len(), full.len(), "{header}");
+            assert_eq!(kept.to_string(), full.to_string(), "{header}");
+            assert_eq!(kept.members(), full.members(), "{header}");
+            for member in full.members() {
+                assert_eq!(kept.get(member.key()), Some(member.value()), "{header}");
+            }
+            assert_eq!(kept.get("missing"), None);
+        }
+        // The first three are kept as their text (escapes are decoded on
+        // first use); a repeated key, spaces, an empty or a malformed member
+        // are not.
+        for header in &headers[..3] {
+            assert!(Baggage::from_headers([*header]).raw.is_some(), "{header}");
+        }
+        for header in &headers[3..] {
+            assert!(Baggage::from_headers([*header]).raw.is_none(), "{header}");
+        }
+    }
+
+    #[test]
+    fn refused_members_never_stay_in_a_kept_header() {
+        let refuse = |key: &str| key.ends_with("tenantId") || key.starts_with("ctx.");
+        let header = "tenantId=victim,a=1,x.tenantId=v2;p,ctx.sig=k1:abc,b=2";
+        let kept = Baggage::from_header_without(header, &refuse);
+        assert!(kept.raw.is_some());
+        assert_eq!(kept.to_string(), "a=1,b=2");
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept.get("tenantId"), None);
+        assert!(kept.members().iter().all(|m| !refuse(m.key())));
+        // Every member refused: empty.
+        assert!(Baggage::from_header_without("tenantId=x", &refuse).is_empty());
+        // Not clean: parsed, and filtered all the same.
+        let parsed = Baggage::from_header_without("tenantId=victim , a=1", &refuse);
+        assert!(parsed.raw.is_none());
+        assert_eq!(parsed.to_string(), "a=1");
+    }
+
+    #[test]
+    fn a_kept_header_changes_like_a_parsed_one() {
+        let mut kept = Baggage::from_headers(["a=1,b=2"]);
+        let mut full = Baggage::parse_all(["a=1,b=2"], &|_| false);
+        for baggage in [&mut kept, &mut full] {
+            baggage.insert("a", "x y");
+            baggage.insert("c", "3");
+            assert!(baggage.remove("b").is_some());
+        }
+        assert_eq!(kept, full);
+        assert_eq!(kept.to_string(), "a=x%20y,c=3");
+    }
 
     fn parse(s: &str) -> Baggage {
         s.parse().unwrap_or_default()

@@ -1,7 +1,9 @@
 //! W3C Trace Context `tracestate`: vendor-specific `key=value` members, in order.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use super::trim_ows_str;
 
@@ -55,10 +57,41 @@ use super::trim_ows_str;
 /// receiver then goes on with an empty `tracestate`.
 ///
 /// Parsing is linear in the input: at most 32 members are read, each once.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+///
+/// A header that is already in the form [`Display`](fmt::Display) writes
+/// (one line, no whitespace, no empty or repeated member) is validated and
+/// kept as its text: writing it again is a copy, and the member list is
+/// built only when something asks for it ([`iter`](TraceState::iter),
+/// [`insert`](TraceState::insert)…).
+#[derive(Clone, Default)]
 pub struct TraceState {
-    /// `(key, value)` pairs, leftmost first; keys unique and valid.
+    /// `(key, value)` pairs, leftmost first; keys unique and valid. Empty
+    /// while `raw` holds the header.
     members: Vec<(String, String)>,
+    /// The header as received, when it is valid and canonical.
+    raw: Option<RawState>,
+}
+
+/// A valid, canonical `tracestate` header, its members parsed on first use.
+#[derive(Clone)]
+struct RawState {
+    text: Box<str>,
+    len: usize,
+    parsed: OnceLock<Vec<(String, String)>>,
+}
+
+impl PartialEq for TraceState {
+    fn eq(&self, other: &Self) -> bool {
+        self.list() == other.list()
+    }
+}
+
+impl Eq for TraceState {}
+
+impl Hash for TraceState {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.list().hash(state);
+    }
 }
 
 impl TraceState {
@@ -79,6 +112,97 @@ impl TraceState {
     pub const fn new() -> Self {
         TraceState {
             members: Vec::new(),
+            raw: None,
+        }
+    }
+
+    /// The members, parsed from the kept header on first use.
+    fn list(&self) -> &[(String, String)] {
+        match &self.raw {
+            Some(raw) => raw.parsed.get_or_init(|| {
+                raw.text
+                    .split(',')
+                    .filter_map(|m| m.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            }),
+            None => &self.members,
+        }
+    }
+
+    /// The members, for a change: the kept header is parsed (once) and
+    /// dropped.
+    fn list_mut(&mut self) -> &mut Vec<(String, String)> {
+        if let Some(raw) = self.raw.take() {
+            self.members = match raw.parsed.into_inner() {
+                Some(members) => members,
+                None => raw
+                    .text
+                    .split(',')
+                    .filter_map(|m| m.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            };
+        }
+        &mut self.members
+    }
+
+    /// Checks one header value without building the member list: its
+    /// number of members when it is valid and in the form `Display` writes
+    /// (no whitespace around members, no empty or repeated member), `None`
+    /// otherwise (the full parse then decides, and reports what is wrong).
+    fn scan(text: &str) -> Option<usize> {
+        let bytes = text.as_bytes();
+        // Where each key starts and ends, at most 32 of them.
+        let mut keys = [(0usize, 0usize); TraceState::MAX_MEMBERS];
+        let mut count = 0;
+        let mut i = 0;
+        loop {
+            let start = i;
+            if !bytes
+                .get(i)
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            {
+                return None;
+            }
+            i += 1;
+            let rest = bytes.get(i..).unwrap_or_default();
+            i += rest
+                .iter()
+                .position(|&c| !is_key_char(c))
+                .unwrap_or(rest.len());
+            let end = i;
+            if end - start > TraceState::MAX_KEY_LEN || bytes.get(i) != Some(&b'=') {
+                return None;
+            }
+            let value = i + 1;
+            i = value;
+            let rest = bytes.get(i..).unwrap_or_default();
+            i += rest
+                .iter()
+                .position(|&c| !matches!(c, 0x20..=0x2b | 0x2d..=0x3c | 0x3e..=0x7e))
+                .unwrap_or(rest.len());
+            if i == value
+                || i - value > TraceState::MAX_VALUE_LEN
+                || bytes.get(i - 1) == Some(&b' ')
+            {
+                return None;
+            }
+            let key = bytes.get(start..end)?;
+            if keys
+                .get(..count)?
+                .iter()
+                .any(|&(s, e)| e - s == key.len() && bytes.get(s..e) == Some(key))
+            {
+                return None;
+            }
+            *keys.get_mut(count)? = (start, end);
+            count += 1;
+            match bytes.get(i) {
+                None => return Some(count),
+                Some(b',') => i += 1,
+                Some(_) => return None,
+            }
         }
     }
 
@@ -88,9 +212,26 @@ impl TraceState {
     where
         I: IntoIterator<Item = &'a str>,
     {
+        let mut values = values.into_iter();
+        let Some(first) = values.next() else {
+            return Ok(TraceState::new());
+        };
+        let second = values.next();
+        if second.is_none() && !first.is_empty() {
+            if let Some(len) = Self::scan(first) {
+                return Ok(TraceState {
+                    members: Vec::new(),
+                    raw: Some(RawState {
+                        text: first.into(),
+                        len,
+                        parsed: OnceLock::new(),
+                    }),
+                });
+            }
+        }
         let mut state = TraceState::new();
         let mut position = 0;
-        for value in values {
+        for value in std::iter::once(first).chain(second).chain(values) {
             for member in value.split(',') {
                 let member = trim_ows_str(member);
                 if member.is_empty() {
@@ -121,6 +262,15 @@ impl TraceState {
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
+        if let Some(raw) = &self.raw {
+            // Canonical: no whitespace, keys unique.
+            return raw
+                .text
+                .split(',')
+                .filter_map(|m| m.split_once('='))
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v);
+        }
         self.members
             .iter()
             .find(|(k, _)| k == key)
@@ -146,34 +296,42 @@ impl TraceState {
             return Err(InvalidTraceState::InvalidValue { member: 1 });
         }
         self.remove(&key);
-        self.members.insert(0, (key, value));
-        self.members.truncate(Self::MAX_MEMBERS);
+        let members = self.list_mut();
+        members.insert(0, (key, value));
+        members.truncate(Self::MAX_MEMBERS);
         Ok(())
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        let index = self.members.iter().position(|(k, _)| k == key)?;
-        Some(self.members.remove(index).1)
+        let members = self.list_mut();
+        let index = members.iter().position(|(k, _)| k == key)?;
+        Some(members.remove(index).1)
     }
 
     /// `(key, value)` pairs, leftmost first.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.members.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.list().iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// The number of members.
     pub fn len(&self) -> usize {
-        self.members.len()
+        match &self.raw {
+            Some(raw) => raw.len,
+            None => self.members.len(),
+        }
     }
 
     /// Whether there are no members. An empty `tracestate` is better not sent.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.len() == 0
     }
 
     /// The length of the header value [`Display`](fmt::Display) writes.
     pub fn header_len(&self) -> usize {
+        if let Some(raw) = &self.raw {
+            return raw.text.len();
+        }
         let members: usize = self.members.iter().map(|(k, v)| member_len(k, v)).sum();
         members + self.members.len().saturating_sub(1)
     }
@@ -195,6 +353,10 @@ impl TraceState {
     /// ```
     pub fn truncate(&mut self, max_len: usize) {
         let mut len = self.header_len();
+        if len <= max_len {
+            return;
+        }
+        self.list_mut();
         while len > max_len {
             let long = self
                 .members
@@ -265,6 +427,9 @@ impl FromStr for TraceState {
 /// Members joined by `,`, leftmost first, without whitespace.
 impl fmt::Display for TraceState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(raw) = &self.raw {
+            return f.write_str(&raw.text);
+        }
         for (i, (k, v)) in self.members.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
@@ -352,6 +517,44 @@ impl std::error::Error for InvalidTraceState {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_header_reads_as_the_full_parse() {
+        for header in [
+            "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7",
+            "1vendor=x,a@b=c d",
+            "rojo=1,rojo=2",
+            "a=1 , b=2",
+            "a=1,,b=2",
+        ] {
+            let kept: TraceState = header.parse().expect("valid");
+            let mut full = TraceState::new();
+            for (k, v) in kept.iter() {
+                full.members.push((k.to_owned(), v.to_owned()));
+            }
+            assert_eq!(kept.len(), full.len(), "{header}");
+            assert_eq!(kept.to_string(), full.to_string(), "{header}");
+            assert_eq!(kept.header_len(), full.header_len(), "{header}");
+            for (k, v) in full.iter() {
+                assert_eq!(kept.get(k), Some(v), "{header}");
+            }
+        }
+        assert!("congo=t61rcWkgMzE,rojo=1"
+            .parse::<TraceState>()
+            .expect("valid")
+            .raw
+            .is_some());
+        assert!("a=1 , b=2"
+            .parse::<TraceState>()
+            .expect("valid")
+            .raw
+            .is_none());
+        // Invalid is invalid, kept or not.
+        assert!("a=1,B=2".parse::<TraceState>().is_err());
+        let mut changed: TraceState = "a=1,b=2".parse().expect("valid");
+        changed.insert("b", "3").expect("valid");
+        assert_eq!(changed.to_string(), "b=3,a=1");
+    }
 
     fn parse(s: &str) -> Result<TraceState, InvalidTraceState> {
         s.parse()

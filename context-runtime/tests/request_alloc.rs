@@ -1,0 +1,226 @@
+//! Allocations per request through the tower layer: one request with
+//! `traceparent`, `tracestate` and a 3-member `baggage` header through
+//! [`ContextService`], the handler reading the trace id and the baggage size
+//! (the scenario of the `request_cost` example, without the router).
+//!
+//! Allocation counts are deterministic, so the test asserts the exact count;
+//! each allocation that remains is listed with what it is for. Without the
+//! `opentelemetry` feature (as `ContextLayer` is usually used):
+//!
+//! ```text
+//! cargo test -p context-runtime --features tower --test request_alloc
+//! ```
+//!
+//! A counting global allocator counts the allocations made on the thread
+//! under test while it is armed (see `zero_alloc.rs`).
+#![cfg(feature = "tower")]
+// `GlobalAlloc` is an unsafe trait: the counting allocator is test code.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+
+use context_runtime::tower::ContextLayer;
+use context_runtime::{Context, Propagator};
+use http::Request;
+use tower_layer::Layer as _;
+use tower_service::Service;
+
+struct Counting;
+
+thread_local! {
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    // Const-initialized thread-locals without destructors never allocate.
+    let _ = ARMED.try_with(|armed| {
+        if armed.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every method forwards to `System` with the caller's own arguments,
+// so the contract of `GlobalAlloc` holds exactly as it does for `System`;
+// counting only touches thread-locals that never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: forwarded unchanged (see the impl).
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: forwarded unchanged (see the impl).
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged (see the impl).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        // SAFETY: forwarded unchanged (see the impl).
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// How many requests each measurement sends (after one that is not counted).
+const REQUESTS: usize = 100;
+
+/// The allocations `f` makes on this thread over [`REQUESTS`] calls, after a
+/// first call that is not counted (one-time set-up such as the default
+/// propagators' `OnceLock`s).
+fn allocations(mut f: impl FnMut()) -> usize {
+    f();
+    ALLOCATIONS.with(|n| n.set(0));
+    ARMED.with(|armed| armed.set(true));
+    for _ in 0..REQUESTS {
+        f();
+    }
+    ARMED.with(|armed| armed.set(false));
+    ALLOCATIONS.with(Cell::get)
+}
+
+struct Noop;
+
+impl Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// The handler: reads the trace id and the baggage size of the current
+/// context.
+#[derive(Clone)]
+struct Handler;
+
+impl Service<Request<()>> for Handler {
+    type Response = (u8, usize);
+    type Error = Infallible;
+    type Future = Ready<Result<(u8, usize), Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<()>) -> Self::Future {
+        let trace_id = context_runtime::trace_id().map_or(0, |t| t.to_bytes()[0]);
+        let members = context_runtime::with_current(|cx| cx.map_or(0, |cx| cx.baggage().len()));
+        ready(Ok((trace_id, members)))
+    }
+}
+
+fn request(baggage: &str) -> Request<()> {
+    Request::builder()
+        .uri("/")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .header("tracestate", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+        .header("baggage", baggage)
+        .body(())
+        .expect("a valid request")
+}
+
+/// The allocations of [`REQUESTS`] requests with this `baggage` header
+/// through the layer; the requests are built before counting.
+fn per_requests(propagator: Propagator, baggage: &str, members: usize) -> usize {
+    let mut service = ContextLayer::new(propagator).layer(Handler);
+    let mut requests: Vec<Request<()>> = (0..=REQUESTS).map(|_| request(baggage)).collect();
+    let waker = Waker::from(Arc::new(Noop));
+    let mut task_cx = TaskContext::from_waker(&waker);
+    allocations(|| {
+        let request = requests.pop().expect("one per call");
+        let future = pin!(service.call(request));
+        match future.poll(&mut task_cx) {
+            Poll::Ready(Ok((trace_id, n))) => {
+                assert_eq!((trace_id, n), (0x4b, members));
+            }
+            other => panic!("the handler answers at once: {other:?}"),
+        }
+    })
+}
+
+#[test]
+fn the_counter_counts() {
+    // The control: without it, a broken counter would pass every test below.
+    assert_eq!(allocations(|| drop(black_box(Box::new(7u64)))), REQUESTS);
+    assert!(allocations(|| drop(black_box(Context::root()))) >= REQUESTS);
+}
+
+#[test]
+fn a_request_through_the_layer_allocates_six_times() {
+    let n = per_requests(
+        Propagator::new(),
+        "userId=alice,serverNode=DF%2028,isProduction=false",
+        // `userId` is identity-shaped: an untrusting layer leaves it out.
+        2,
+    );
+    // Per request, each for:
+    // 1. the `Context` (its `Arc`, with everything but the header texts);
+    // 2. the `tracestate` text, kept as received (parsed on first use);
+    // 3. the `baggage` text, kept as received without `userId` (parsed on
+    //    first use);
+    // 4.-6. the request's extensions, which hold the `Context` for the
+    //    extractors: `http::Extensions`' map (a `Box`), its table, and the
+    //    boxed `Context` clone in it. A server that already put something in
+    //    the extensions saves the first two.
+    // With the `opentelemetry` feature, every entry into the scope also
+    // attaches the context's OpenTelemetry context (a remote span context,
+    // its trace state, OpenTelemetry's context map): the layer enters twice,
+    // once to call the handler and once to poll its future.
+    let per_entry = otel_allocations_per_entry();
+    assert_eq!(
+        n,
+        (6 + 2 * per_entry) * REQUESTS,
+        "{} allocations per request",
+        n as f64 / REQUESTS as f64
+    );
+}
+
+/// What one scope entry of a request's context allocates for OpenTelemetry
+/// (none without the `opentelemetry` feature).
+fn otel_allocations_per_entry() -> usize {
+    let cx = Propagator::new().extract(request("a=1").headers());
+    let n = allocations(|| {
+        black_box(cx.scope_sync(context_runtime::trace_id));
+    });
+    if cfg!(feature = "opentelemetry") {
+        assert!(n > 0, "the control: attaching allocates");
+    } else {
+        assert_eq!(n, 0, "entering a scope allocated");
+    }
+    n / REQUESTS
+}
+
+#[test]
+fn a_header_that_is_not_clean_is_parsed() {
+    // The control for the count above: the same members with spaces around
+    // the commas are valid but not kept as received; the header is parsed
+    // (a list, and a string per member), so it allocates more. If the layer
+    // parsed every header, the first test would count this much.
+    let n = per_requests(
+        Propagator::new(),
+        "userId=alice , serverNode=DF%2028 , isProduction=false",
+        2,
+    );
+    assert!(
+        n > 6 * REQUESTS,
+        "{} allocations per request",
+        n as f64 / REQUESTS as f64
+    );
+}
