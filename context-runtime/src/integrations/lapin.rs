@@ -39,7 +39,7 @@
 //!
 //! ```no_run
 //! use context_runtime::lapin::{self as amqp, Queue};
-//! use context_runtime::{with_context, requires_tenant, CarrierError, TenantRequired};
+//! use context_runtime::{requires_tenant, CarrierError, TenantRequired};
 //! use lapin::message::Delivery;
 //!
 //! #[derive(Debug)]
@@ -50,7 +50,7 @@
 //! impl From<CarrierError> for JobError { fn from(e: CarrierError) -> Self { JobError(e.to_string()) } }
 //! impl From<TenantRequired> for JobError { fn from(e: TenantRequired) -> Self { JobError(e.to_string()) } }
 //!
-//! #[with_context(from = "delivery")]
+//! // `process` already runs it in the delivery's context: no `#[with_context]`.
 //! #[requires_tenant]
 //! async fn send_invoice(delivery: Delivery) -> Result<(), JobError> {
 //!     println!("{} bytes for {}", delivery.data.len(), context_runtime::tenant()?);
@@ -131,7 +131,9 @@ pub const QUEUE: &str = "x-dead-letter-queue";
 pub const ATTEMPTS: &str = "x-dead-letter-attempts";
 
 /// The propagator for AMQP headers: the default keys, identity in baggage
-/// trusted (the producer is your own system), source `"amqp"`.
+/// trusted unsigned (the producer is your own system), source `"amqp"`. It
+/// serves [`extract`], [`inject`] and `#[with_context(from = …)]`;
+/// [`Queue::process`] takes identity as the queue's [`Policy`] says instead.
 pub fn propagator() -> &'static Propagator {
     Propagator::for_wire(Wire::Amqp)
 }

@@ -43,7 +43,7 @@
 //! ```no_run
 //! use async_nats::jetstream::{self, stream};
 //! use context_runtime::nats::Queue;
-//! use context_runtime::{with_context, requires_tenant, CarrierError, TenantRequired};
+//! use context_runtime::{requires_tenant, CarrierError, TenantRequired};
 //!
 //! #[derive(Debug)]
 //! struct JobError(String);
@@ -53,7 +53,7 @@
 //! impl From<CarrierError> for JobError { fn from(e: CarrierError) -> Self { JobError(e.to_string()) } }
 //! impl From<TenantRequired> for JobError { fn from(e: TenantRequired) -> Self { JobError(e.to_string()) } }
 //!
-//! #[with_context(from = "message")]
+//! // `process` already runs it in the message's context: no `#[with_context]`.
 //! #[requires_tenant]
 //! async fn send_invoice(message: jetstream::Message) -> Result<(), JobError> {
 //!     println!("{} bytes for {}", message.payload.len(), context_runtime::tenant()?);
@@ -126,7 +126,9 @@ pub const SUBJECT: &str = "Context-Dead-Letter-Subject";
 pub const ATTEMPTS: &str = "Context-Dead-Letter-Attempts";
 
 /// The propagator for NATS headers: the default keys, identity in baggage
-/// trusted (the producer is your own system), source `"nats"`.
+/// trusted unsigned (the producer is your own system), source `"nats"`. It
+/// serves [`extract`], [`inject`] and `#[with_context(from = …)]`;
+/// [`Queue::process`] takes identity as the queue's [`Policy`] says instead.
 pub fn propagator() -> &'static Propagator {
     Propagator::for_wire(Wire::Nats)
 }

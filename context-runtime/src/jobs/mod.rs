@@ -436,7 +436,8 @@ impl Policy {
     /// Only identity signed by a key of `keyring` is taken; unsigned,
     /// forged or expired identity is dead-lettered as
     /// [`RejectionKind::UntrustedIdentity`]. Producers that take this
-    /// policy (the Redis queue's `enqueue`) sign with it.
+    /// policy (the Redis queue's `enqueue`, the RabbitMQ and NATS queues'
+    /// `publish`) sign with it.
     pub fn keyring(self, keyring: Keyring) -> Policy {
         self.trust(Trust::Signed(keyring))
     }
