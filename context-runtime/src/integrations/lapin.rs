@@ -11,7 +11,10 @@
 //!   the handler inside its context (a panic is a failed attempt), then acks
 //!   it, re-publishes it for a retry (same body, same headers: the original
 //!   carrier, with [`ATTEMPT`] incremented), or publishes it to the
-//!   dead-letter exchange with the reason in [`REASON`], [`KIND`], [`TENANT`].
+//!   dead-letter exchange with the reason in [`REASON`], [`KIND`], [`TENANT`]:
+//!   the [consume pipeline](crate::jobs::pipeline), settled through a
+//!   [`Settlement`]. [`Queue::consumer`] is the same for the worker runner
+//!   ([`jobs::Worker`](crate::jobs::Worker)).
 //!
 //! # Delivery guarantees
 //!
@@ -391,8 +394,8 @@ pub const FIRST_DEATH_REASON: &str = "x-first-death-reason";
 const FIRST_DEATH_QUEUE: &str = "x-first-death-queue";
 
 /// The reason of a dead letter whose deliveries all ended unsettled.
-const NEVER_SETTLED: &str = "every delivery ended without an ack: the worker was killed \
-     or lost its connection while the handler ran";
+const NEVER_SETTLED: &str = "every delivery ended without an ack: the worker stopped \
+     mid-job (killed, or lost its connection)";
 
 /// Reads the dead-letter record of a message from a dead-letter queue:
 /// the headers [`Queue::process`] wrote, and the original body. A message
@@ -666,8 +669,9 @@ impl Queue {
 
     /// Handles one delivery to the end: checked against the policy,
     /// `handler` run inside the delivery's context (a panic is a failed
-    /// attempt, `panicked: <message>`), then acked; or re-published with
-    /// its original headers and the next [`ATTEMPT`], then acked; or, on
+    /// attempt, `panicked: <message>`), then acked; or, after the
+    /// policy's back-off, re-published with its original headers and the
+    /// next [`ATTEMPT`], then acked; or, on
     /// the last attempt, published to the dead-letter exchange with the
     /// reason, then acked. A delivery whose earlier attempts never settled
     /// (its workers died: the quorum queue's [`DELIVERY_COUNT`]) and that

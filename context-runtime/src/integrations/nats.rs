@@ -12,7 +12,10 @@
 //!   panic is a failed attempt), then acks it; or naks it, so JetStream
 //!   redelivers the *same* message (the original carrier) and counts the
 //!   attempt; or publishes it to the dead-letter subject with the reason in
-//!   [`REASON`], [`KIND`], [`TENANT`], and terminates it.
+//!   [`REASON`], [`KIND`], [`TENANT`], and terminates it: the [consume
+//!   pipeline](crate::jobs::pipeline), settled through a [`Settlement`].
+//!   [`Queue::consumer`] is the same for the worker runner
+//!   ([`jobs::Worker`](crate::jobs::Worker)).
 //!
 //! Identity in these headers is taken as the queue's [`Policy`] says (see
 //! [the `jobs` module](crate::jobs#trust)): with a keyring, [`Queue::publish`]
@@ -430,9 +433,9 @@ impl Queue {
     /// `handler` run inside the message's context (a panic is a failed
     /// attempt, `panicked: <message>`; a progress ack every third of
     /// [`Queue::ack_wait`] while it runs), then acked; or naked for
-    /// redelivery of the same message; or, on the last attempt and once
-    /// JetStream has stored its copy on the dead-letter subject,
-    /// terminated. A delivery past the last attempt (the workers of the
+    /// redelivery of the same message after the policy's back-off; or, on
+    /// the last attempt and once JetStream has stored its copy on the
+    /// dead-letter subject, terminated. A delivery past the last attempt (the workers of the
     /// earlier ones died) is dead-lettered without running. Every
     /// settlement waits for the server's confirmation.
     ///
