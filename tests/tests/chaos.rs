@@ -16,18 +16,30 @@
 //! The same chaos runs on apalis with its Redis backend and the crate's
 //! `JobLayer` (apalis's own crash recovery: the tasks of a worker whose
 //! heartbeat stopped are re-enqueued), with its control.
+//!
+//! And on RabbitMQ and NATS JetStream, with the crate's runner over their
+//! consumers: a quorum queue with a delivery limit (a dead worker's
+//! deliveries go back to the queue, counted), and a JetStream pull
+//! consumer with a 2 s ack wait and `max_deliver` = attempts + 1. Their
+//! controls: on RabbitMQ the handler acks its delivery before it works (at
+//! most once), on NATS the ack wait is an hour (no redelivery within the
+//! run); both must report lost jobs.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use context_runtime::jobs::Job;
+use async_nats::jetstream::{self, stream};
+use context_runtime::jobs::{Job, Policy};
 use context_runtime::redis::Queue;
-use context_runtime::{Context, TenantId};
+use context_runtime::{Context, ContextSource as _, TenantId};
 use context_tests::brokers::{unique_name, TENANTS};
 use context_tests::chaos::{ChaosJob, Expect, Fleet, Ledger, TcpProxy, Verdict};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_broker-worker");
 const REDIS: &str = "127.0.0.1:6379";
+const AMQP: &str = "127.0.0.1:5672";
+const NATS: &str = "127.0.0.1:4222";
+const ATTEMPTS: u32 = 3;
 const WORKERS: usize = 3;
 const GOOD: u64 = 1_020;
 /// Jobs that panic on every attempt, and jobs without a tenant.
@@ -55,6 +67,243 @@ enum Broker {
     Redis,
     /// apalis on Redis, with `JobLayer`.
     Apalis,
+    /// The crate's RabbitMQ consumer and runner (a quorum queue).
+    Amqp,
+    /// The crate's JetStream consumer and runner.
+    Nats,
+}
+
+impl Broker {
+    /// Whether the crate's runner consumes (not apalis's worker).
+    fn is_runner(self) -> bool {
+        self != Broker::Apalis
+    }
+}
+
+/// The broker's side of a run: where jobs go and dead letters are read.
+enum Backend {
+    /// Redis and apalis: the test's own connection does it all.
+    Redis,
+    Amqp {
+        conn: lapin::Connection,
+        channel: lapin::Channel,
+        queue: context_runtime::lapin::Queue,
+    },
+    Nats {
+        js: jetstream::Context,
+        jobs: context_runtime::nats::Queue,
+        stream: String,
+        dead_stream: String,
+    },
+}
+
+fn amqp_url(addr: &str) -> String {
+    format!("amqp://guest:guest@{addr}/%2f")
+}
+
+impl Backend {
+    async fn start(broker: Broker, name: &str, recovery: bool) -> Backend {
+        match broker {
+            Broker::Redis | Broker::Apalis => Backend::Redis,
+            Broker::Amqp => {
+                let conn = lapin::Connection::connect(&amqp_url(AMQP), Default::default())
+                    .await
+                    .expect("connect to RabbitMQ");
+                let channel = conn.create_channel().await.expect("a channel");
+                channel
+                    .confirm_select(Default::default())
+                    .await
+                    .expect("confirms");
+                let queue = context_runtime::lapin::Queue::new(name)
+                    .with_policy(Policy::new().max_attempts(ATTEMPTS));
+                queue.declare(&channel).await.expect("declare the queue");
+                Backend::Amqp {
+                    conn,
+                    channel,
+                    queue,
+                }
+            }
+            Broker::Nats => {
+                let client = async_nats::connect(format!("nats://{NATS}"))
+                    .await
+                    .expect("connect to NATS");
+                let js = jetstream::new(client);
+                let jobs = context_runtime::nats::Queue::new(format!("{name}.jobs"))
+                    .with_policy(Policy::new().max_attempts(ATTEMPTS))
+                    .with_ack_wait(nats_ack_wait(recovery));
+                let stream = name.to_uppercase();
+                let dead_stream = format!("{stream}_DEAD");
+                let work = js
+                    .create_stream(stream::Config {
+                        name: stream.clone(),
+                        subjects: vec![jobs.subject().to_owned()],
+                        retention: stream::RetentionPolicy::WorkQueue,
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("the jobs stream");
+                js.create_stream(stream::Config {
+                    name: dead_stream.clone(),
+                    subjects: vec![jobs.dead_letter_subject().to_owned()],
+                    ..Default::default()
+                })
+                .await
+                .expect("the dead-letter stream");
+                work.create_consumer(jobs.consumer_config("workers"))
+                    .await
+                    .expect("the workers' consumer");
+                Backend::Nats {
+                    js,
+                    jobs,
+                    stream,
+                    dead_stream,
+                }
+            }
+        }
+    }
+
+    /// Publishes `job` (for RabbitMQ and NATS: its data as the body, its
+    /// context in the headers).
+    async fn publish(&self, job: &Job<ChaosJob>) {
+        let cx = job.to_context().expect("a readable job");
+        let body = serde_json::to_vec(&job.data).expect("json");
+        match self {
+            Backend::Redis => unreachable!("Redis jobs are enqueued by the producer"),
+            Backend::Amqp { channel, queue, .. } => {
+                let confirm = cx
+                    .scope(queue.publish(channel, &body))
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("confirmed");
+                assert_eq!(confirm, lapin::Confirmation::Ack(None));
+            }
+            Backend::Nats { js, jobs, .. } => {
+                cx.scope(jobs.publish(js, &body))
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("stored");
+            }
+        }
+    }
+
+    /// The dead letters, as `(job data JSON, kind, reason)`.
+    async fn dead_letters(&self) -> Vec<(Vec<u8>, String, String)> {
+        match self {
+            Backend::Redis => unreachable!("read by read_dead_letters"),
+            Backend::Amqp { conn, queue, .. } => {
+                // A snapshot: read without acking, put back by closing.
+                let channel = conn.create_channel().await.expect("a channel");
+                let mut letters = Vec::new();
+                while let Some(message) = channel
+                    .basic_get(
+                        queue.dead_letter_queue().as_str().into(),
+                        lapin::options::BasicGetOptions::default(),
+                    )
+                    .await
+                    .expect("basic.get")
+                {
+                    let letter = context_runtime::lapin::dead_letter(&message.delivery)
+                        .expect("a dead-letter record");
+                    letters.push((
+                        message.delivery.data.clone(),
+                        letter.kind.to_string(),
+                        letter.reason,
+                    ));
+                }
+                channel.close(200, "snapshot".into()).await.expect("close");
+                letters
+            }
+            Backend::Nats {
+                js, dead_stream, ..
+            } => {
+                let mut dead = js
+                    .get_stream(dead_stream)
+                    .await
+                    .expect("the dead-letter stream");
+                let count = dead.info().await.expect("stream info").state.messages;
+                let mut letters = Vec::new();
+                for seq in 1..=count {
+                    let raw = dead.get_raw_message(seq).await.expect("a dead letter");
+                    let message = async_nats::Message {
+                        subject: raw.subject.clone(),
+                        reply: None,
+                        payload: raw.payload.clone(),
+                        headers: Some(raw.headers.clone()),
+                        status: None,
+                        description: None,
+                        length: raw.payload.len(),
+                    };
+                    let letter =
+                        context_runtime::nats::dead_letter(&message).expect("a dead-letter record");
+                    letters.push((raw.payload.to_vec(), letter.kind.to_string(), letter.reason));
+                }
+                letters
+            }
+        }
+    }
+
+    /// Jobs still waiting in the broker (not for Redis: read there).
+    async fn waiting(&self) -> usize {
+        match self {
+            Backend::Redis => 0,
+            Backend::Amqp { channel, queue, .. } => {
+                let passive = lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                let declared = channel
+                    .queue_declare(queue.name().into(), passive, Default::default())
+                    .await
+                    .expect("the queue");
+                usize::try_from(declared.message_count()).expect("small")
+            }
+            Backend::Nats { js, stream, .. } => {
+                let mut work = js.get_stream(stream).await.expect("the stream");
+                let messages = work.info().await.expect("stream info").state.messages;
+                usize::try_from(messages).expect("small")
+            }
+        }
+    }
+
+    async fn clean_up(&self) {
+        match self {
+            Backend::Redis => {}
+            Backend::Amqp { channel, queue, .. } => {
+                for name in [queue.name().to_owned(), queue.dead_letter_queue()] {
+                    let _ = channel
+                        .queue_delete(name.as_str().into(), Default::default())
+                        .await;
+                }
+                let _ = channel
+                    .exchange_delete(
+                        queue.dead_letter_exchange().as_str().into(),
+                        Default::default(),
+                    )
+                    .await;
+            }
+            Backend::Nats {
+                js,
+                stream,
+                dead_stream,
+                ..
+            } => {
+                let _ = js.delete_stream(stream).await;
+                let _ = js.delete_stream(dead_stream).await;
+            }
+        }
+    }
+}
+
+/// The JetStream consumer's ack wait: short with recovery, an hour in the
+/// control (no redelivery within the run).
+fn nats_ack_wait(recovery: bool) -> Duration {
+    if recovery {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(3_600)
+    }
 }
 
 /// The jobs: good ones over three tenants (every 50th panics on its first
@@ -124,9 +373,19 @@ async fn connect() -> redis::aio::MultiplexedConnection {
 async fn read_dead_letters(
     broker: Broker,
     queue: &Queue,
+    backend: &Backend,
     conn: &mut redis::aio::MultiplexedConnection,
     ledger: &mut Ledger,
 ) {
+    if matches!(broker, Broker::Amqp | Broker::Nats) {
+        // The body is the job's data.
+        let letters = backend.dead_letters().await;
+        ledger.dead_letters(letters.into_iter().filter_map(|(body, kind, reason)| {
+            let data: ChaosJob = serde_json::from_slice(&body).ok()?;
+            Some((data.id, kind, reason))
+        }));
+        return;
+    }
     let letters: Vec<(Vec<u8>, String, String)> = match broker {
         Broker::Redis => queue
             .dead_jobs(conn)
@@ -141,6 +400,7 @@ async fn read_dead_letters(
             .into_iter()
             .map(|l| (l.payload.into_bytes(), l.kind.to_string(), l.reason))
             .collect(),
+        Broker::Amqp | Broker::Nats => unreachable!("read above"),
     };
     ledger.dead_letters(letters.into_iter().filter_map(|(job, kind, reason)| {
         let job: Job<ChaosJob> = serde_json::from_slice(&job).ok()?;
@@ -155,13 +415,30 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
         (Broker::Redis, false) => "ctx-chaos-redis-control",
         (Broker::Apalis, true) => "ctx-chaos-apalis",
         (Broker::Apalis, false) => "ctx-chaos-apalis-control",
+        (Broker::Amqp, true) => "ctx-chaos-amqp",
+        (Broker::Amqp, false) => "ctx-chaos-amqp-control",
+        (Broker::Nats, true) => "ctx_chaos_nats",
+        (Broker::Nats, false) => "ctx_chaos_nats_control",
     });
+    // NATS subjects and stream names: no dashes.
+    let name = if broker == Broker::Nats {
+        name.replace('-', "_")
+    } else {
+        name
+    };
     let queue = Queue::new(name.clone());
     let mut conn = connect().await;
+    let backend = std::sync::Arc::new(Backend::start(broker, &name, recovery).await);
     let mut ledger = Ledger::default();
     let payloads = plan(&mut ledger);
 
-    let upstream: SocketAddr = REDIS.parse().expect("an address");
+    let upstream: SocketAddr = match broker {
+        Broker::Redis | Broker::Apalis => REDIS,
+        Broker::Amqp => AMQP,
+        Broker::Nats => NATS,
+    }
+    .parse()
+    .expect("an address");
     let mut proxies = Vec::new();
     for _ in 0..WORKERS {
         proxies.push(TcpProxy::start(upstream).await.expect("start a proxy"));
@@ -170,8 +447,12 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
     let mode = match broker {
         Broker::Redis => "redis",
         Broker::Apalis => "apalis",
+        Broker::Amqp => "amqp-runner",
+        Broker::Nats => "nats-runner",
     };
-    let common: Vec<String> = [
+    let attempts = ATTEMPTS.to_string();
+    let ack_wait = nats_ack_wait(recovery).as_millis().to_string();
+    let mut common: Vec<String> = [
         "--mode",
         mode,
         "--queue",
@@ -180,6 +461,8 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
         "8",
         "--visibility-ms",
         visibility,
+        "--attempts",
+        &attempts,
         "--max-seconds",
         "100",
         "--chaos",
@@ -187,9 +470,23 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
     .iter()
     .map(ToString::to_string)
     .collect();
+    match &*backend {
+        Backend::Amqp { .. } if !recovery => common.push("--ack-first".into()),
+        Backend::Nats { jobs, stream, .. } => {
+            common[3] = jobs.subject().to_owned();
+            common.extend(["--stream".into(), stream.clone()]);
+            common.extend(["--ack-wait-ms".into(), ack_wait]);
+        }
+        _ => {}
+    }
     let mut fleet = Fleet::new(WORKER, &common);
     for proxy in &proxies {
-        fleet.add(&["--url".into(), format!("redis://{}", proxy.addr())]);
+        let url = match broker {
+            Broker::Redis | Broker::Apalis => format!("redis://{}", proxy.addr()),
+            Broker::Amqp => amqp_url(&proxy.addr().to_string()),
+            Broker::Nats => format!("nats://{}", proxy.addr()),
+        };
+        fleet.add(&["--url".into(), url]);
     }
     let ready_by = Instant::now() + Duration::from_secs(20);
     while fleet.ready < WORKERS {
@@ -206,8 +503,9 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
                     .await
                     .expect("connect to Redis"),
             ),
-            Broker::Redis => None,
+            Broker::Redis | Broker::Amqp | Broker::Nats => None,
         };
+        let backend = std::sync::Arc::clone(&backend);
         tokio::spawn(async move {
             use apalis::prelude::TaskSink as _;
             let mut storage = apalis.map(|conn| {
@@ -218,9 +516,10 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
                 for job in batch {
                     match &mut storage {
                         Some(storage) => storage.push(job.clone()).await.expect("push"),
-                        None => {
+                        None if broker == Broker::Redis => {
                             queue.enqueue_job(&mut conn, job).await.expect("enqueue");
                         }
+                        None => backend.publish(job).await,
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(150)).await;
@@ -269,13 +568,13 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
     while Instant::now() < settle_by {
         fleet.pump(&mut ledger, Duration::from_millis(500)).await;
         fleet.revive();
-        read_dead_letters(broker, &queue, &mut conn, &mut ledger).await;
+        read_dead_letters(broker, &queue, &backend, &mut conn, &mut ledger).await;
         if ledger.settled() {
             break;
         }
     }
     fleet.stop(&mut ledger, Duration::from_secs(15)).await;
-    read_dead_letters(broker, &queue, &mut conn, &mut ledger).await;
+    read_dead_letters(broker, &queue, &backend, &mut conn, &mut ledger).await;
     let left_in_stream = match broker {
         Broker::Redis => redis::cmd("XLEN")
             .arg(queue.name())
@@ -283,7 +582,9 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
             .await
             .expect("XLEN"),
         Broker::Apalis => 0,
+        Broker::Amqp | Broker::Nats => backend.waiting().await,
     };
+    backend.clean_up().await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{name}*"))
         .query_async(&mut conn)
@@ -356,7 +657,7 @@ fn check(label: &str, broker: Broker, run: &Run) {
         "{label}: the poisoned jobs are dead-lettered"
     );
     assert!(run.kills.len() >= KILLS, "{label}: {:?}", run.kills);
-    if broker == Broker::Redis {
+    if broker.is_runner() {
         // apalis's worker exits when its connection is cut (the fleet starts
         // it again, as a supervisor would), so on apalis a cut may find the
         // process gone and a kill may find a process just started: both are
@@ -376,6 +677,56 @@ fn check(label: &str, broker: Broker, run: &Run) {
     assert_eq!(
         run.left_in_stream, 0,
         "{label}: nothing waits in the stream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_loses_nothing_under_kills_panics_and_cut_connections() {
+    if !context_tests::service_available("RabbitMQ", AMQP) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let run = chaos(Broker::Amqp, true).await;
+    print("rabbitmq chaos", &run);
+    check("rabbitmq chaos", Broker::Amqp, &run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_control_acked_before_the_work_jobs_are_lost() {
+    if !context_tests::service_available("RabbitMQ", AMQP) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let run = chaos(Broker::Amqp, false).await;
+    print("rabbitmq control (acked before the work)", &run);
+    assert!(
+        run.verdict.lost > 0,
+        "the chaos test must catch lost jobs when recovery is off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_loses_nothing_under_kills_panics_and_cut_connections() {
+    if !context_tests::service_available("NATS", NATS) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let run = chaos(Broker::Nats, true).await;
+    print("nats chaos", &run);
+    check("nats chaos", Broker::Nats, &run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_control_without_redelivery_jobs_are_lost() {
+    if !context_tests::service_available("NATS", NATS) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let run = chaos(Broker::Nats, false).await;
+    print("nats control (no redelivery)", &run);
+    assert!(
+        run.verdict.lost > 0,
+        "the chaos test must catch lost jobs when recovery is off"
     );
 }
 

@@ -11,7 +11,10 @@
 //!   the handler inside its context (a panic is a failed attempt), then acks
 //!   it, re-publishes it for a retry (same body, same headers: the original
 //!   carrier, with [`ATTEMPT`] incremented), or publishes it to the
-//!   dead-letter exchange with the reason in [`REASON`], [`KIND`], [`TENANT`].
+//!   dead-letter exchange with the reason in [`REASON`], [`KIND`], [`TENANT`]:
+//!   the [consume pipeline](crate::jobs::pipeline), settled through a
+//!   [`Settlement`]. [`Queue::consumer`] is the same for the worker runner
+//!   ([`jobs::Worker`](crate::jobs::Worker)).
 //!
 //! # Delivery guarantees
 //!
@@ -87,17 +90,20 @@ use std::fmt;
 use std::future::Future;
 
 use ::lapin::message::Delivery;
+use std::time::Duration;
+
 use ::lapin::options::{
-    BasicAckOptions, BasicNackOptions, BasicPublishOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use ::lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use ::lapin::{BasicProperties, Channel, ExchangeKind};
+use ::lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use ::lapin::{Confirmation, PublisherConfirm};
+use futures_core::Stream as _;
 
-use crate::jobs::Rejection;
-
-use crate::jobs::{admit, run_in, DeadLetter, Outcome, Policy, RejectionKind};
+use crate::jobs::pipeline::{self, Settle};
+use crate::jobs::Transport;
+use crate::jobs::{DeadLetter, Outcome, Policy, RejectionKind};
 use crate::model::context::Context;
 use crate::model::trace::SpanId;
 use crate::propagate::fields;
@@ -390,8 +396,8 @@ pub const FIRST_DEATH_REASON: &str = "x-first-death-reason";
 const FIRST_DEATH_QUEUE: &str = "x-first-death-queue";
 
 /// The reason of a dead letter whose deliveries all ended unsettled.
-const NEVER_SETTLED: &str = "every delivery ended without an ack: the worker was killed \
-     or lost its connection while the handler ran";
+const NEVER_SETTLED: &str = "every delivery ended without an ack: the worker stopped \
+     mid-job (killed, or lost its connection)";
 
 /// Reads the dead-letter record of a message from a dead-letter queue:
 /// the headers [`Queue::process`] wrote, and the original body. A message
@@ -447,6 +453,9 @@ fn dead_letter_of(properties: &BasicProperties, data: &[u8]) -> Option<DeadLette
 pub enum ProcessError {
     /// The AMQP client failed (for example, the channel or connection closed).
     Amqp(::lapin::Error),
+    /// The [`Consumer`]'s deliveries ended (its connection closed); the
+    /// next receive connects again.
+    ConsumerClosed,
     /// The channel is not in publisher-confirm mode, so a retry or a dead
     /// letter could not be known to be stored: call
     /// `channel.confirm_select(Default::default())` first. The delivery is
@@ -470,6 +479,9 @@ impl fmt::Display for ProcessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProcessError::Amqp(e) => write!(f, "AMQP error: {e}"),
+            ProcessError::ConsumerClosed => {
+                f.write_str("the consumer's deliveries ended (its connection closed)")
+            }
             ProcessError::ConfirmsRequired => f.write_str(
                 "the channel is not in publisher-confirm mode; \
                  call `confirm_select` on it before processing deliveries",
@@ -659,8 +671,9 @@ impl Queue {
 
     /// Handles one delivery to the end: checked against the policy,
     /// `handler` run inside the delivery's context (a panic is a failed
-    /// attempt, `panicked: <message>`), then acked; or re-published with
-    /// its original headers and the next [`ATTEMPT`], then acked; or, on
+    /// attempt, `panicked: <message>`), then acked; or, after the
+    /// policy's back-off, re-published with its original headers and the
+    /// next [`ATTEMPT`], then acked; or, on
     /// the last attempt, published to the dead-letter exchange with the
     /// reason, then acked. A delivery whose earlier attempts never settled
     /// (its workers died: the quorum queue's [`DELIVERY_COUNT`]) and that
@@ -689,80 +702,288 @@ impl Queue {
         if !channel.status().confirm() {
             return Err(ProcessError::ConfirmsRequired);
         }
-        let attempt = attempt(&delivery);
-        let cx = match admit(&delivery, &self.policy) {
-            Ok(cx) => cx,
-            Err(rejection) => {
-                let letter = DeadLetter::new(&self.name, &rejection, &delivery.data).with_trace_id(
-                    claimed_trace_id(header(&delivery.properties, TRACEPARENT).and_then(text)),
-                );
-                let (data, properties, acker) =
-                    (delivery.data, delivery.properties, delivery.acker);
-                return self
-                    .dead_letter(channel, &data, properties, &acker, letter)
-                    .await;
-            }
-        };
-        if attempt > self.policy.attempts() {
-            let rejection = Rejection::Exhausted {
-                attempts: attempt - 1,
-                error: NEVER_SETTLED.to_owned(),
-            };
-            let letter = DeadLetter::exhausted(&self.name, &rejection, &delivery.data, &cx);
-            let (data, properties, acker) = (delivery.data, delivery.properties, delivery.acker);
-            return self
-                .dead_letter(channel, &data, properties, &acker, letter)
-                .await;
-        }
+        let delivery = self.delivery(channel, delivery);
+        pipeline::process(&self.name, &self.policy, delivery, handler).await
+    }
 
-        let (data, properties, acker) = (
-            delivery.data.clone(),
-            delivery.properties.clone(),
-            delivery.acker.clone(),
-        );
-        match run_in(&cx, handler(delivery)).await {
-            Ok(done) => {
-                ack(&acker).await?;
-                Ok(Outcome::Completed(done))
-            }
-            Err(error) => match self.policy.after_failure(attempt, error.clone()) {
-                Some(rejection) => {
-                    let letter = DeadLetter::exhausted(&self.name, &rejection, &data, &cx);
-                    self.dead_letter(channel, &data, properties, &acker, letter)
-                        .await
-                }
-                None => {
-                    // The original message, headers and all, with the next
-                    // attempt; the broker's count starts again on the copy.
-                    let properties =
-                        with_header(properties, ATTEMPT, AMQPValue::LongUInt(attempt + 1));
-                    let properties = without_header(properties, DELIVERY_COUNT);
-                    store_then_ack(channel, &acker, "", &self.name, &data, properties).await?;
-                    Ok(Outcome::Retried { attempt, error })
-                }
-            },
+    /// A [`Consumer`] of this queue for the worker runner
+    /// ([`jobs::Worker`](crate::jobs::Worker)): it connects to `uri` (and
+    /// connects again after the connection is lost), puts its channel in
+    /// publisher-confirm mode, and consumes with a prefetch of `prefetch`
+    /// deliveries (give it the worker's concurrency). The queue must have
+    /// been declared ([`Queue::declare`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() {
+    /// use context_runtime::jobs::Worker;
+    /// use context_runtime::lapin::Queue;
+    /// use lapin::message::Delivery;
+    ///
+    /// async fn send_invoice(delivery: Delivery) -> Result<(), std::io::Error> {
+    ///     // Already in the delivery's context: no `#[with_context]` here.
+    ///     println!("{} bytes for {}", delivery.data.len(), context_runtime::tenant().unwrap());
+    ///     Ok(())
+    /// }
+    ///
+    /// let consumer = Queue::new("invoices").consumer("amqp://guest:guest@127.0.0.1:5672/%2f", "worker-1", 8);
+    /// Worker::new(consumer, send_invoice)
+    ///     .concurrency(8)
+    ///     .run(async { tokio::signal::ctrl_c().await.ok(); })
+    ///     .await;
+    /// # }
+    /// ```
+    pub fn consumer(
+        &self,
+        uri: impl Into<String>,
+        tag: impl Into<String>,
+        prefetch: u16,
+    ) -> Consumer {
+        Consumer {
+            queue: self.clone(),
+            uri: uri.into(),
+            properties: ConnectionProperties::default(),
+            tag: tag.into(),
+            prefetch: prefetch.max(1),
+            wait: Duration::from_secs(1),
+            live: None,
         }
     }
 
-    async fn dead_letter<R>(
+    /// `delivery` as the [pipeline](crate::jobs::pipeline) takes it,
+    /// settled through `channel`.
+    fn delivery(
         &self,
         channel: &Channel,
-        data: &[u8],
-        properties: BasicProperties,
-        acker: &::lapin::Acker,
-        letter: DeadLetter,
-    ) -> Result<Outcome<R>, ProcessError> {
+        delivery: Delivery,
+    ) -> pipeline::Delivery<Delivery, Settlement> {
+        let attempt = attempt(&delivery);
+        let claimed = claimed_trace_id(header(&delivery.properties, TRACEPARENT).and_then(text));
+        let job_id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str().to_owned());
+        let settle = Settlement {
+            channel: channel.clone(),
+            queue: self.name.clone(),
+            data: delivery.data.clone(),
+            properties: delivery.properties.clone(),
+            acker: delivery.acker.clone(),
+            attempt,
+        };
+        let payload = delivery.data.clone();
+        pipeline::Delivery::new(Ok(delivery), payload, attempt, settle)
+            .with_job_id(job_id)
+            .with_claimed_trace_id(claimed)
+    }
+}
+
+/// How one RabbitMQ delivery is settled (the [`Settle`] adapter of the
+/// [pipeline](crate::jobs::pipeline)):
+///
+/// | settlement | on RabbitMQ |
+/// | --- | --- |
+/// | ack | `basic.ack`, its result checked ([`ProcessError::NotAcked`]) |
+/// | retry | after the policy's back-off (RabbitMQ has no delayed redelivery: the handler's task sleeps, holding the un-acked delivery), the same body and headers re-published `mandatory` and confirmed with the next [`ATTEMPT`], then the original acked |
+/// | dead letter | published `mandatory` and confirmed to the dead-letter exchange with [`REASON`], [`KIND`], [`TENANT`], [`QUEUE`], [`ATTEMPTS`], then the original acked |
+///
+/// A copy the broker returns or refuses re-queues the original
+/// ([`ProcessError::NotStored`]); a channel without publisher confirms is
+/// [`ProcessError::ConfirmsRequired`] and leaves the delivery un-acked.
+#[derive(Debug)]
+pub struct Settlement {
+    channel: Channel,
+    queue: String,
+    data: Vec<u8>,
+    properties: BasicProperties,
+    acker: ::lapin::Acker,
+    attempt: u32,
+}
+
+impl Settle for Settlement {
+    type Error = ProcessError;
+
+    async fn ack(&mut self) -> Result<(), ProcessError> {
+        ack(&self.acker).await
+    }
+
+    async fn retry(&mut self, delay: Duration) -> Result<(), ProcessError> {
+        // No delayed redelivery in RabbitMQ: wait here (the delivery stays
+        // un-acked, so a crash meanwhile still redelivers it), bounded by
+        // the policy's maximum back-off.
+        tokio::time::sleep(delay).await;
+        // The original message, headers and all, with the next attempt;
+        // the broker's count starts again on the copy.
+        let properties = with_header(
+            self.properties.clone(),
+            ATTEMPT,
+            AMQPValue::LongUInt(self.attempt.saturating_add(1)),
+        );
+        let properties = without_header(properties, DELIVERY_COUNT);
+        store_then_ack(
+            &self.channel,
+            &self.acker,
+            "",
+            &self.queue,
+            &self.data,
+            properties,
+        )
+        .await
+    }
+
+    async fn dead_letter(&mut self, letter: &DeadLetter) -> Result<(), ProcessError> {
         let text = |s: &str| AMQPValue::LongString(LongString::from(s));
-        let mut properties = with_header(properties, REASON, text(&letter.reason));
+        let mut properties = with_header(self.properties.clone(), REASON, text(&letter.reason));
         properties = with_header(properties, KIND, text(letter.kind.as_str()));
-        properties = with_header(properties, QUEUE, text(&self.name));
+        properties = with_header(properties, QUEUE, text(&self.queue));
         properties = with_header(properties, ATTEMPTS, AMQPValue::LongUInt(letter.attempts));
         if let Some(tenant) = &letter.tenant {
             properties = with_header(properties, TENANT, text(tenant));
         }
-        let exchange = self.dead_letter_exchange();
-        store_then_ack(channel, acker, &exchange, &self.name, data, properties).await?;
-        Ok(Outcome::DeadLettered(letter))
+        let exchange = format!("{}.dead", self.queue);
+        store_then_ack(
+            &self.channel,
+            &self.acker,
+            &exchange,
+            &self.queue,
+            &self.data,
+            properties,
+        )
+        .await
+    }
+}
+
+/// The consumer of a [`Queue`] the worker runner
+/// ([`jobs::Worker`](crate::jobs::Worker)) takes its jobs from (see
+/// [`Queue::consumer`]). It owns its connection: when the connection is
+/// lost, [`receive`](Transport::receive) fails once and the next call
+/// connects again; the deliveries the lost connection held go back to the
+/// queue, counted.
+pub struct Consumer {
+    queue: Queue,
+    uri: String,
+    properties: ConnectionProperties,
+    tag: String,
+    prefetch: u16,
+    wait: Duration,
+    live: Option<Live>,
+}
+
+struct Live {
+    _connection: Connection,
+    channel: Channel,
+    deliveries: ::lapin::Consumer,
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("queue", &self.queue.name)
+            .field("tag", &self.tag)
+            .field("prefetch", &self.prefetch)
+            .field("connected", &self.live.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// With these connection properties instead of the default ones.
+    pub fn with_connection_properties(mut self, properties: ConnectionProperties) -> Consumer {
+        self.properties = properties;
+        self
+    }
+
+    /// How long one [`receive`](Transport::receive) waits for a delivery
+    /// (default 1 s).
+    pub fn with_wait(mut self, wait: Duration) -> Consumer {
+        self.wait = wait.max(Duration::from_millis(1));
+        self
+    }
+
+    async fn connect(&self) -> Result<Live, ProcessError> {
+        let connection = Connection::connect(&self.uri, self.properties.clone()).await?;
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(Default::default()).await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
+        let deliveries = channel
+            .basic_consume(
+                self.queue.name.as_str().into(),
+                self.tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(Live {
+            _connection: connection,
+            channel,
+            deliveries,
+        })
+    }
+}
+
+/// The next delivery, if one is ready now.
+async fn next_delivery(deliveries: &mut ::lapin::Consumer) -> Option<::lapin::Result<Delivery>> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *deliveries).poll_next(cx)).await
+}
+
+impl Transport for Consumer {
+    type Job = Delivery;
+    type Settle = Settlement;
+    type Error = ProcessError;
+
+    fn queue(&self) -> &str {
+        &self.queue.name
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.queue.policy
+    }
+
+    async fn receive(
+        &mut self,
+        max: usize,
+    ) -> Result<Vec<pipeline::Delivery<Delivery, Settlement>>, ProcessError> {
+        if self.live.is_none() {
+            self.live = Some(self.connect().await?);
+        }
+        let Some(live) = self.live.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut received = Vec::new();
+        let mut wait = self.wait;
+        while received.len() < max.max(1) {
+            match tokio::time::timeout(wait, next_delivery(&mut live.deliveries)).await {
+                Err(_) => break,
+                Ok(Some(Ok(delivery))) => received.push(delivery),
+                Ok(Some(Err(error))) => {
+                    self.live = None;
+                    if received.is_empty() {
+                        return Err(error.into());
+                    }
+                    break;
+                }
+                Ok(None) => {
+                    self.live = None;
+                    if received.is_empty() {
+                        return Err(ProcessError::ConsumerClosed);
+                    }
+                    break;
+                }
+            }
+            // After the first, only what is already there.
+            wait = Duration::ZERO;
+        }
+        let Some(channel) = self.live.as_ref().map(|live| live.channel.clone()) else {
+            // Lost after these came: their settlements fail, and the
+            // broker delivers them again.
+            return Ok(Vec::new());
+        };
+        Ok(received
+            .into_iter()
+            .map(|delivery| self.queue.delivery(&channel, delivery))
+            .collect())
     }
 }
 

@@ -12,7 +12,10 @@
 //!   panic is a failed attempt), then acks it; or naks it, so JetStream
 //!   redelivers the *same* message (the original carrier) and counts the
 //!   attempt; or publishes it to the dead-letter subject with the reason in
-//!   [`REASON`], [`KIND`], [`TENANT`], and terminates it.
+//!   [`REASON`], [`KIND`], [`TENANT`], and terminates it: the [consume
+//!   pipeline](crate::jobs::pipeline), settled through a [`Settlement`].
+//!   [`Queue::consumer`] is the same for the worker runner
+//!   ([`jobs::Worker`](crate::jobs::Worker)).
 //!
 //! Identity in these headers is taken as the queue's [`Policy`] says (see
 //! [the `jobs` module](crate::jobs#trust)): with a keyring, [`Queue::publish`]
@@ -95,11 +98,15 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use ::async_nats::jetstream::consumer::{pull, AckPolicy};
+use ::async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
 use ::async_nats::jetstream::{self, context::PublishAckFuture, AckKind};
 use ::async_nats::HeaderMap;
 
-use crate::jobs::{admit, run_in, DeadLetter, Outcome, Policy, Rejection, RejectionKind};
+use futures_core::Stream as _;
+
+use crate::jobs::pipeline::{self, Settle};
+use crate::jobs::Transport;
+use crate::jobs::{DeadLetter, Outcome, Policy, RejectionKind};
 use crate::model::context::Context;
 use crate::model::trace::SpanId;
 use crate::propagate::fields;
@@ -328,10 +335,6 @@ pub struct Queue {
 /// JetStream's default `ack_wait`.
 const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
 
-/// The reason of a dead letter whose earlier deliveries all ended unsettled.
-const NEVER_SETTLED: &str = "every delivery ended without an ack: the worker was killed \
-     or lost its connection while the handler ran";
-
 impl Queue {
     /// Jobs on `subject`, dead letters on `subject.dead`, with the default
     /// [`Policy`]: a tenant is required, 3 attempts.
@@ -432,9 +435,9 @@ impl Queue {
     /// `handler` run inside the message's context (a panic is a failed
     /// attempt, `panicked: <message>`; a progress ack every third of
     /// [`Queue::ack_wait`] while it runs), then acked; or naked for
-    /// redelivery of the same message; or, on the last attempt and once
-    /// JetStream has stored its copy on the dead-letter subject,
-    /// terminated. A delivery past the last attempt (the workers of the
+    /// redelivery of the same message after the policy's back-off; or, on
+    /// the last attempt and once JetStream has stored its copy on the
+    /// dead-letter subject, terminated. A delivery past the last attempt (the workers of the
     /// earlier ones died) is dead-lettered without running. Every
     /// settlement waits for the server's confirmation.
     ///
@@ -452,72 +455,114 @@ impl Queue {
         Fut: Future<Output = Result<R, E>>,
         E: fmt::Display,
     {
-        let attempt = attempt(&message);
-        let cx = match admit(&message, &self.policy) {
-            Ok(cx) => cx,
-            Err(rejection) => {
-                let letter = DeadLetter::new(&self.subject, &rejection, &message.payload)
-                    .with_trace_id(claimed_trace_id(
-                        message
-                            .headers
-                            .as_ref()
-                            .and_then(|h| h.get(TRACEPARENT))
-                            .map(|t| t.as_str()),
-                    ));
-                return self.dead_letter(js, &message, letter).await;
-            }
-        };
-        if attempt > self.policy.attempts() {
-            let rejection = Rejection::Exhausted {
-                attempts: attempt - 1,
-                error: NEVER_SETTLED.to_owned(),
-            };
-            let letter = DeadLetter::exhausted(&self.subject, &rejection, &message.payload, &cx);
-            return self.dead_letter(js, &message, letter).await;
-        }
-        let kept = message.clone();
-        let result = {
-            let mut run = std::pin::pin!(run_in(&cx, handler(message)));
-            let every = self.ack_wait / 3;
-            loop {
-                match tokio::time::timeout(every, &mut run).await {
-                    Ok(result) => break result,
-                    Err(_) => {
-                        // Still running: JetStream restarts the ack wait.
-                        if let Err(e) = kept.ack_with(AckKind::Progress).await {
-                            tracing::warn!(error = %e, "a progress ack failed");
-                        }
-                    }
-                }
-            }
-        };
-        match result {
-            Ok(done) => {
-                kept.double_ack().await?;
-                Ok(Outcome::Completed(done))
-            }
-            Err(error) => match self.policy.after_failure(attempt, error.clone()) {
-                Some(rejection) => {
-                    let letter =
-                        DeadLetter::exhausted(&self.subject, &rejection, &kept.payload, &cx);
-                    self.dead_letter(js, &kept, letter).await
-                }
-                None => {
-                    // JetStream redelivers this very message: the original carrier.
-                    kept.double_ack_with(AckKind::Nak(None)).await?;
-                    Ok(Outcome::Retried { attempt, error })
-                }
-            },
+        let delivery = self.delivery(js, message);
+        pipeline::process(&self.subject, &self.policy, delivery, handler).await
+    }
+
+    /// A [`Consumer`] of this queue for the worker runner
+    /// ([`jobs::Worker`](crate::jobs::Worker)), pulling from `consumer` (a
+    /// pull consumer configured with [`Queue::consumer_config`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), async_nats::Error> {
+    /// use async_nats::jetstream;
+    /// use context_runtime::jobs::Worker;
+    /// use context_runtime::nats::Queue;
+    ///
+    /// async fn send_invoice(message: jetstream::Message) -> Result<(), std::io::Error> {
+    ///     // Already in the message's context: no `#[with_context]` here.
+    ///     println!("{} bytes for {}", message.payload.len(), context_runtime::tenant().unwrap());
+    ///     Ok(())
+    /// }
+    ///
+    /// let js = jetstream::new(async_nats::connect("nats://127.0.0.1:4222").await?);
+    /// let jobs = Queue::new("invoices.jobs");
+    /// let pull = js
+    ///     .get_stream("INVOICES")
+    ///     .await?
+    ///     .get_or_create_consumer("workers", jobs.consumer_config("workers"))
+    ///     .await?;
+    /// Worker::new(jobs.consumer(js, pull), send_invoice)
+    ///     .concurrency(8)
+    ///     .run(async { tokio::signal::ctrl_c().await.ok(); })
+    ///     .await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn consumer(&self, js: jetstream::Context, consumer: PullConsumer) -> Consumer {
+        Consumer {
+            queue: self.clone(),
+            js,
+            consumer,
+            wait: Duration::from_secs(1),
         }
     }
 
-    async fn dead_letter<R>(
+    /// `message` as the [pipeline](crate::jobs::pipeline) takes it.
+    fn delivery(
         &self,
         js: &jetstream::Context,
-        message: &jetstream::Message,
-        letter: DeadLetter,
-    ) -> Result<Outcome<R>, ::async_nats::Error> {
-        let mut headers = message.headers.clone().unwrap_or_default();
+        message: jetstream::Message,
+    ) -> pipeline::Delivery<jetstream::Message, Settlement> {
+        let attempt = attempt(&message);
+        let headers = message.headers.as_ref();
+        let claimed =
+            claimed_trace_id(headers.and_then(|h| h.get(TRACEPARENT)).map(|t| t.as_str()));
+        let job_id = headers
+            .and_then(|h| h.get(MESSAGE_ID))
+            .map(|id| id.as_str().to_owned());
+        let settle = Settlement {
+            js: js.clone(),
+            message: message.clone(),
+            subject: self.subject.clone(),
+            dead_letter_subject: self.dead_letter_subject.clone(),
+            progress_every: self.ack_wait / 3,
+        };
+        let payload = message.payload.to_vec();
+        pipeline::Delivery::new(Ok(message), payload, attempt, settle)
+            .with_job_id(job_id)
+            .with_claimed_trace_id(claimed)
+    }
+}
+
+/// The header JetStream de-duplicates publishes on; the job's id when set.
+const MESSAGE_ID: &str = "Nats-Msg-Id";
+
+/// How one JetStream message is settled (the [`Settle`] adapter of the
+/// [pipeline](crate::jobs::pipeline)); every settlement waits for the
+/// server's confirmation:
+///
+/// | settlement | on JetStream |
+/// | --- | --- |
+/// | ack | a double ack |
+/// | retry | a nak with the policy's back-off as its delay (`AckKind::Nak(Some(delay))`): JetStream redelivers the same message and counts the attempt |
+/// | dead letter | the message, with [`REASON`], [`KIND`], [`TENANT`], [`SUBJECT`], [`ATTEMPTS`], published to the dead-letter subject and stored (publish ack), then terminated (`AckKind::Term`) |
+/// | keep-alive | a progress ack (`AckKind::Progress`) every third of [`Queue::ack_wait`] while the handler runs |
+#[derive(Debug)]
+pub struct Settlement {
+    js: jetstream::Context,
+    message: jetstream::Message,
+    subject: String,
+    dead_letter_subject: String,
+    progress_every: Duration,
+}
+
+impl Settle for Settlement {
+    type Error = ::async_nats::Error;
+
+    async fn ack(&mut self) -> Result<(), ::async_nats::Error> {
+        self.message.double_ack().await
+    }
+
+    async fn retry(&mut self, delay: Duration) -> Result<(), ::async_nats::Error> {
+        // JetStream redelivers this very message (the original carrier).
+        self.message
+            .double_ack_with(AckKind::Nak(Some(delay)))
+            .await
+    }
+
+    async fn dead_letter(&mut self, letter: &DeadLetter) -> Result<(), ::async_nats::Error> {
+        let mut headers = self.message.headers.clone().unwrap_or_default();
         headers.insert(REASON, one_line(&letter.reason).as_str());
         headers.insert(KIND, letter.kind.as_str());
         headers.insert(SUBJECT, self.subject.as_str());
@@ -525,15 +570,103 @@ impl Queue {
         if let Some(tenant) = &letter.tenant {
             headers.insert(TENANT, one_line(tenant).as_str());
         }
-        js.publish_with_headers(
-            self.dead_letter_subject.clone(),
-            headers,
-            message.payload.clone(),
-        )
-        .await?
-        .await?;
-        message.double_ack_with(AckKind::Term).await?;
-        Ok(Outcome::DeadLettered(letter))
+        self.js
+            .publish_with_headers(
+                self.dead_letter_subject.clone(),
+                headers,
+                self.message.payload.clone(),
+            )
+            .await?
+            .await?;
+        self.message.double_ack_with(AckKind::Term).await
+    }
+
+    fn keep_alive_every(&self) -> Option<Duration> {
+        Some(self.progress_every)
+    }
+
+    async fn keep_alive(&mut self) -> Result<(), ::async_nats::Error> {
+        // Still running: JetStream restarts the ack wait.
+        self.message.ack_with(AckKind::Progress).await
+    }
+}
+
+/// The consumer of a [`Queue`] the worker runner
+/// ([`jobs::Worker`](crate::jobs::Worker)) takes its jobs from (see
+/// [`Queue::consumer`]): each [`receive`](Transport::receive) is one pull
+/// request that waits up to a second. The client reconnects by itself
+/// after a lost connection; messages held meanwhile come back after
+/// their ack wait, counted.
+pub struct Consumer {
+    queue: Queue,
+    js: jetstream::Context,
+    consumer: PullConsumer,
+    wait: Duration,
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("subject", &self.queue.subject)
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// How long one pull request waits for messages (default 1 s, at
+    /// least 100 ms).
+    pub fn with_wait(mut self, wait: Duration) -> Consumer {
+        self.wait = wait.max(Duration::from_millis(100));
+        self
+    }
+}
+
+impl Transport for Consumer {
+    type Job = jetstream::Message;
+    type Settle = Settlement;
+    type Error = ::async_nats::Error;
+
+    fn queue(&self) -> &str {
+        &self.queue.subject
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.queue.policy
+    }
+
+    async fn receive(
+        &mut self,
+        max: usize,
+    ) -> Result<Vec<pipeline::Delivery<jetstream::Message, Settlement>>, ::async_nats::Error> {
+        let mut batch = self
+            .consumer
+            .batch()
+            .max_messages(max.max(1))
+            .expires(self.wait)
+            .messages()
+            .await?;
+        let mut received = Vec::new();
+        // The batch ends when `max` came or the pull request expired (the
+        // deadline only guards a server that never says so).
+        let deadline = tokio::time::Instant::now() + self.wait * 3;
+        loop {
+            let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut batch).poll_next(cx));
+            match tokio::time::timeout_at(deadline, next).await {
+                Err(_) | Ok(None) => break,
+                Ok(Some(Ok(message))) => received.push(message),
+                Ok(Some(Err(error))) => {
+                    if received.is_empty() {
+                        return Err(error);
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(received
+            .into_iter()
+            .map(|message| self.queue.delivery(&self.js, message))
+            .collect())
     }
 }
 

@@ -855,8 +855,6 @@ impl<R> Outcome<R> {
 
 #[cfg(feature = "apalis")]
 pub(crate) use run::catch_panic;
-#[cfg(any(feature = "lapin", feature = "nats"))]
-pub(crate) use run::run_in;
 
 #[cfg(test)]
 mod tests {

@@ -238,7 +238,7 @@ where
         let rejection = Rejection::Exhausted {
             attempts: attempt - 1,
             error: format!(
-                "delivered {} time(s) without a result: the worker stopped mid-job \
+                "delivered {} time(s) without an ack: the worker stopped mid-job \
                  (killed, or lost its connection)",
                 attempt - 1
             ),

@@ -4,11 +4,17 @@
 //! handler. It stops when its stdin closes (or after `--max-seconds`).
 //!
 //! ```text
-//! broker-worker --mode redis|amqp|nats|apalis --url URL --queue NAME
+//! broker-worker --mode redis|amqp|nats|apalis|amqp-runner|nats-runner --url URL --queue NAME
 //!               [--stream NAME] [--concurrency 8] [--worker w0] [--max-seconds 90] [--leak]
 //!               [--attempts 3] [--ack-wait-ms 30000] [--announce] [--panic-escapes]
-//!               [--visibility-ms 30000] [--chaos]
+//!               [--visibility-ms 30000] [--chaos] [--ack-first]
 //! ```
+//!
+//! `amqp-runner` and `nats-runner` are the crate's runner (`jobs::Worker`)
+//! over the RabbitMQ and JetStream consumers, for the chaos tests: a job's
+//! body is a [`ChaosJob`] (its context in the headers). `--ack-first` is
+//! the RabbitMQ chaos control: the handler acks its delivery before it
+//! works (at most once), so a killed worker's job is gone.
 //!
 //! In redis mode the worker is the crate's runner (`jobs::Worker`) on a
 //! Redis stream; `--visibility-ms` is the queue's visibility timeout (in
@@ -87,6 +93,7 @@ struct Args {
     panic_escapes: bool,
     visibility_ms: u64,
     chaos: bool,
+    ack_first: bool,
 }
 
 fn args() -> Args {
@@ -105,6 +112,7 @@ fn args() -> Args {
         panic_escapes: false,
         visibility_ms: 30_000,
         chaos: false,
+        ack_first: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -124,6 +132,7 @@ fn args() -> Args {
             "--panic-escapes" => args.panic_escapes = true,
             "--visibility-ms" => args.visibility_ms = value().parse().expect("a number"),
             "--chaos" => args.chaos = true,
+            "--ack-first" => args.ack_first = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -185,6 +194,40 @@ async fn handle_redis(job: Job<ChaosJob>, args: Arc<Args>) -> Result<(), JobErro
     let report = work(&test_job, attempt, &args.worker, args.leak).await?;
     print_report(&report);
     Ok(())
+}
+
+/// The runner already runs it in the job's context (no `#[with_context]`).
+/// `body` is a [`ChaosJob`]'s JSON.
+async fn handle_chaos(body: &[u8], attempt: u32, args: &Args) -> Result<(), JobError> {
+    let data: ChaosJob = serde_json::from_slice(body).map_err(|e| JobError(e.to_string()))?;
+    if args.chaos {
+        println!("{STARTED}{}", data.id);
+        if data.panic_always || (data.panic_once && attempt == 1) {
+            panic!("a planned panic in job {} (attempt {attempt})", data.id);
+        }
+    }
+    if data.work_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(data.work_ms)).await;
+    }
+    let test_job = TestJob {
+        id: data.id,
+        fail_once: data.fail_once,
+    };
+    let report = work(&test_job, attempt, &args.worker, args.leak).await?;
+    print_report(&report);
+    Ok(())
+}
+
+async fn handle_amqp_runner(delivery: Delivery, args: Arc<Args>) -> Result<(), JobError> {
+    if args.ack_first {
+        // The control: settled before the work (at most once).
+        let _ = delivery.acker.ack(Default::default()).await;
+    }
+    handle_chaos(&delivery.data, amqp::attempt(&delivery), &args).await
+}
+
+async fn handle_nats_runner(message: jetstream::Message, args: Arc<Args>) -> Result<(), JobError> {
+    handle_chaos(&message.payload, nats::attempt(&message), &args).await
 }
 
 /// A fault a job asks its handler for (fields of the job's JSON, beside
@@ -424,6 +467,64 @@ async fn run_nats(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure
     Ok(())
 }
 
+/// Runs `consumer` with the crate's runner until `stop`.
+async fn run_worker<T, F, Fut>(consumer: T, handler: F, args: &Args, stop: watch::Receiver<bool>)
+where
+    T: context_runtime::jobs::Transport,
+    F: Fn(T::Job) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), JobError>> + Send + 'static,
+{
+    println!("{READY}");
+    let worker = args.worker.clone();
+    let stopped = Worker::new(consumer, handler)
+        .concurrency(args.concurrency)
+        .shutdown_grace(Duration::from_secs(10))
+        .on_outcome(move |handled| match &handled.outcome {
+            Ok(outcome) => print_outcome(&worker, outcome),
+            Err(e) => eprintln!("[{worker}] not settled: {e}"),
+        })
+        .run(stopped(stop))
+        .await;
+    if stopped.abandoned > 0 {
+        eprintln!("{} jobs left to redelivery", stopped.abandoned);
+    }
+}
+
+fn chaos_policy(args: &Args) -> Policy {
+    Policy::new()
+        .max_attempts(args.attempts)
+        .backoff(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+async fn run_amqp_runner(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
+    let queue = amqp::Queue::new(args.queue.clone()).with_policy(chaos_policy(&args));
+    let prefetch = u16::try_from(args.concurrency).unwrap_or(u16::MAX);
+    let consumer = queue.consumer(args.url.clone(), args.worker.clone(), prefetch);
+    let shared = Arc::new(args.clone());
+    let handler = move |delivery| handle_amqp_runner(delivery, Arc::clone(&shared));
+    run_worker(consumer, handler, &args, stop).await;
+    Ok(())
+}
+
+async fn run_nats_runner(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
+    let client = async_nats::connect(&args.url).await?;
+    let js = jetstream::new(client.clone());
+    let jobs = nats::Queue::new(args.queue.clone())
+        .with_policy(chaos_policy(&args))
+        .with_ack_wait(Duration::from_millis(args.ack_wait_ms));
+    let pull: jetstream::consumer::PullConsumer = js
+        .get_stream(&args.stream)
+        .await?
+        .get_consumer("workers")
+        .await?;
+    let consumer = jobs.consumer(js, pull);
+    let shared = Arc::new(args.clone());
+    let handler = move |message| handle_nats_runner(message, Arc::clone(&shared));
+    run_worker(consumer, handler, &args, stop).await;
+    client.flush().await?;
+    Ok(())
+}
+
 async fn run_apalis(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
     let conn = apalis_redis::connect(args.url.as_str()).await?;
     // A worker whose heartbeat stopped for about `--visibility-ms` is
@@ -470,6 +571,8 @@ async fn main() -> Result<(), Failure> {
         "amqp" => run_amqp(args, stop).await,
         "nats" => run_nats(args, stop).await,
         "apalis" => run_apalis(args, stop).await,
+        "amqp-runner" => run_amqp_runner(args, stop).await,
+        "nats-runner" => run_nats_runner(args, stop).await,
         other => Err(format!("unknown --mode {other:?}").into()),
     }
 }
