@@ -4,6 +4,8 @@
 pub mod brokers;
 #[path = "src/chaos.rs"]
 pub mod chaos;
+#[path = "src/pg_dead_letters.rs"]
+pub mod pg_dead_letters;
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;

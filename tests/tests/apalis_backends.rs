@@ -12,6 +12,7 @@ use apalis::prelude::*;
 use context_runtime::apalis::{DeadLetterSink, JobLayer};
 use context_runtime::jobs::{DeadLetter, Job, Policy, RejectionKind};
 use context_runtime::{Context, TenantId};
+use context_tests::pg_dead_letters::PgDeadLetters;
 use tokio::sync::mpsc;
 
 /// Dead letters kept in memory.
@@ -121,31 +122,6 @@ async fn the_layer_works_on_apalis_memory_backend_with_any_dead_letter_sink() {
 
 // ---------------------------------------------------------------- PostgreSQL
 
-/// Dead letters in a PostgreSQL table: a sink of the user's own.
-#[derive(Clone)]
-struct PgDeadLetters {
-    pool: apalis_postgres::PgPool,
-}
-
-impl DeadLetterSink for PgDeadLetters {
-    type Error = sqlx_apalis::Error;
-
-    async fn record(&self, letter: &DeadLetter) -> Result<(), Self::Error> {
-        sqlx_apalis::query(
-            "INSERT INTO ctx_apalis_dead_letters (queue, kind, reason, tenant, payload) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&letter.queue)
-        .bind(letter.kind.as_str())
-        .bind(&letter.reason)
-        .bind(letter.tenant.as_deref())
-        .bind(&letter.payload)
-        .execute(&self.pool)
-        .await
-        .map(drop)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_layer_works_on_apalis_postgres_backend_with_a_postgres_sink() {
     use apalis_postgres::{Config, PgPool, PostgresStorage};
@@ -160,13 +136,10 @@ async fn the_layer_works_on_apalis_postgres_backend_with_a_postgres_sink() {
         .await
         .expect("apalis's tables");
     let name = context_tests::brokers::unique_name("ctx-apalis-pg");
-    sqlx_apalis::query(
-        "CREATE TABLE IF NOT EXISTS ctx_apalis_dead_letters \
-         (queue text NOT NULL, kind text NOT NULL, reason text NOT NULL, tenant text, payload text NOT NULL)",
-    )
-    .execute(&pool)
-    .await
-    .expect("the dead-letter table");
+    PgDeadLetters::new(pool.clone())
+        .create_table()
+        .await
+        .expect("the dead-letter table");
 
     let mut storage =
         PostgresStorage::<Job<u32>>::new(&pool).with_config(Config::default().queue(&name));
@@ -179,7 +152,7 @@ async fn the_layer_works_on_apalis_postgres_backend_with_a_postgres_sink() {
     ] {
         storage.push(job).await.expect("push");
     }
-    let sink = PgDeadLetters { pool: pool.clone() };
+    let sink = PgDeadLetters::new(pool.clone());
     let count = {
         let (pool, name) = (pool.clone(), name.clone());
         move || {

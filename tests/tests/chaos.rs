@@ -15,7 +15,11 @@
 //!
 //! The same chaos runs on apalis with its Redis backend and the crate's
 //! `JobLayer` (apalis's own crash recovery: the tasks of a worker whose
-//! heartbeat stopped are re-enqueued), with its control.
+//! heartbeat stopped are re-enqueued), with its control; and on apalis
+//! with its PostgreSQL backend (the same recovery: a worker whose heartbeat
+//! stopped for 2 s is orphaned and its tasks go back to `Pending`; dead
+//! letters in a PostgreSQL table), whose control sets the orphan timeout to
+//! an hour.
 //!
 //! And on RabbitMQ and NATS JetStream, with the crate's runner over their
 //! consumers: a quorum queue with a delivery limit (a dead worker's
@@ -34,11 +38,13 @@ use context_runtime::redis::Queue;
 use context_runtime::{Context, ContextSource as _, TenantId};
 use context_tests::brokers::{unique_name, TENANTS};
 use context_tests::chaos::{ChaosJob, Expect, Fleet, Ledger, TcpProxy, Verdict};
+use context_tests::pg_dead_letters::PgDeadLetters;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_broker-worker");
 const REDIS: &str = "127.0.0.1:6379";
 const AMQP: &str = "127.0.0.1:5672";
 const NATS: &str = "127.0.0.1:4222";
+const POSTGRES: &str = "127.0.0.1:5432";
 const ATTEMPTS: u32 = 3;
 const WORKERS: usize = 3;
 const GOOD: u64 = 1_020;
@@ -67,6 +73,8 @@ enum Broker {
     Redis,
     /// apalis on Redis, with `JobLayer`.
     Apalis,
+    /// apalis on PostgreSQL, with `JobLayer` and a PostgreSQL sink.
+    ApalisPg,
     /// The crate's RabbitMQ consumer and runner (a quorum queue).
     Amqp,
     /// The crate's JetStream consumer and runner.
@@ -76,7 +84,7 @@ enum Broker {
 impl Broker {
     /// Whether the crate's runner consumes (not apalis's worker).
     fn is_runner(self) -> bool {
-        self != Broker::Apalis
+        !matches!(self, Broker::Apalis | Broker::ApalisPg)
     }
 }
 
@@ -84,6 +92,12 @@ impl Broker {
 enum Backend {
     /// Redis and apalis: the test's own connection does it all.
     Redis,
+    /// apalis on PostgreSQL: its tables, and the dead letters' table.
+    Pg {
+        pool: apalis_postgres::PgPool,
+        sink: PgDeadLetters,
+        queue: String,
+    },
     Amqp {
         conn: lapin::Connection,
         channel: lapin::Channel,
@@ -97,6 +111,10 @@ enum Backend {
     },
 }
 
+fn postgres_url(addr: &str) -> String {
+    format!("postgres://postgres@{addr}/test")
+}
+
 fn amqp_url(addr: &str) -> String {
     format!("amqp://guest:guest@{addr}/%2f")
 }
@@ -105,6 +123,21 @@ impl Backend {
     async fn start(broker: Broker, name: &str, recovery: bool) -> Backend {
         match broker {
             Broker::Redis | Broker::Apalis => Backend::Redis,
+            Broker::ApalisPg => {
+                let pool = apalis_postgres::PgPool::connect(&postgres_url(POSTGRES))
+                    .await
+                    .expect("connect to PostgreSQL");
+                apalis_postgres::PostgresStorage::setup(&pool)
+                    .await
+                    .expect("apalis's tables");
+                let sink = PgDeadLetters::new(pool.clone());
+                sink.create_table().await.expect("the dead-letter table");
+                Backend::Pg {
+                    pool,
+                    sink,
+                    queue: name.to_owned(),
+                }
+            }
             Broker::Amqp => {
                 let conn = lapin::Connection::connect(&amqp_url(AMQP), Default::default())
                     .await
@@ -168,7 +201,9 @@ impl Backend {
         let cx = job.to_context().expect("a readable job");
         let body = serde_json::to_vec(&job.data).expect("json");
         match self {
-            Backend::Redis => unreachable!("Redis jobs are enqueued by the producer"),
+            Backend::Redis | Backend::Pg { .. } => {
+                unreachable!("Redis and apalis jobs are enqueued by the producer")
+            }
             Backend::Amqp { channel, queue, .. } => {
                 let confirm = cx
                     .scope(queue.publish(channel, &body))
@@ -192,6 +227,13 @@ impl Backend {
     async fn dead_letters(&self) -> Vec<(Vec<u8>, String, String)> {
         match self {
             Backend::Redis => unreachable!("read by read_dead_letters"),
+            Backend::Pg { sink, queue, .. } => sink
+                .read(queue)
+                .await
+                .expect("read dead letters")
+                .into_iter()
+                .map(|(kind, reason, _, payload)| (payload.into_bytes(), kind, reason))
+                .collect(),
             Backend::Amqp { conn, queue, .. } => {
                 // A snapshot: read without acking, put back by closing.
                 let channel = conn.create_channel().await.expect("a channel");
@@ -248,6 +290,17 @@ impl Backend {
     async fn waiting(&self) -> usize {
         match self {
             Backend::Redis => 0,
+            Backend::Pg { pool, queue, .. } => {
+                let waiting: i64 = sqlx_apalis::query_scalar(
+                    "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 \
+                     AND status IN ('Pending', 'Queued', 'Running')",
+                )
+                .bind(queue)
+                .fetch_one(pool)
+                .await
+                .expect("count waiting tasks");
+                usize::try_from(waiting).expect("small")
+            }
             Backend::Amqp { channel, queue, .. } => {
                 let passive = lapin::options::QueueDeclareOptions {
                     passive: true,
@@ -270,6 +323,15 @@ impl Backend {
     async fn clean_up(&self) {
         match self {
             Backend::Redis => {}
+            Backend::Pg { pool, sink, queue } => {
+                let _ = sink.delete(queue).await;
+                for sql in [
+                    "DELETE FROM apalis.jobs WHERE job_type = $1",
+                    "DELETE FROM apalis.workers WHERE worker_type = $1",
+                ] {
+                    let _ = sqlx_apalis::query(sql).bind(queue).execute(pool).await;
+                }
+            }
             Backend::Amqp { channel, queue, .. } => {
                 for name in [queue.name().to_owned(), queue.dead_letter_queue()] {
                     let _ = channel
@@ -377,6 +439,15 @@ async fn read_dead_letters(
     conn: &mut redis::aio::MultiplexedConnection,
     ledger: &mut Ledger,
 ) {
+    if broker == Broker::ApalisPg {
+        // The payload is the job's JSON.
+        let letters = backend.dead_letters().await;
+        ledger.dead_letters(letters.into_iter().filter_map(|(payload, kind, reason)| {
+            let job: Job<ChaosJob> = serde_json::from_slice(&payload).ok()?;
+            Some((job.data.id, kind, reason))
+        }));
+        return;
+    }
     if matches!(broker, Broker::Amqp | Broker::Nats) {
         // The body is the job's data.
         let letters = backend.dead_letters().await;
@@ -400,7 +471,7 @@ async fn read_dead_letters(
             .into_iter()
             .map(|l| (l.payload.into_bytes(), l.kind.to_string(), l.reason))
             .collect(),
-        Broker::Amqp | Broker::Nats => unreachable!("read above"),
+        Broker::Amqp | Broker::Nats | Broker::ApalisPg => unreachable!("read above"),
     };
     ledger.dead_letters(letters.into_iter().filter_map(|(job, kind, reason)| {
         let job: Job<ChaosJob> = serde_json::from_slice(&job).ok()?;
@@ -415,6 +486,8 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
         (Broker::Redis, false) => "ctx-chaos-redis-control",
         (Broker::Apalis, true) => "ctx-chaos-apalis",
         (Broker::Apalis, false) => "ctx-chaos-apalis-control",
+        (Broker::ApalisPg, true) => "ctx-chaos-apalis-pg",
+        (Broker::ApalisPg, false) => "ctx-chaos-apalis-pg-control",
         (Broker::Amqp, true) => "ctx-chaos-amqp",
         (Broker::Amqp, false) => "ctx-chaos-amqp-control",
         (Broker::Nats, true) => "ctx_chaos_nats",
@@ -436,6 +509,7 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
         Broker::Redis | Broker::Apalis => REDIS,
         Broker::Amqp => AMQP,
         Broker::Nats => NATS,
+        Broker::ApalisPg => POSTGRES,
     }
     .parse()
     .expect("an address");
@@ -447,6 +521,7 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
     let mode = match broker {
         Broker::Redis => "redis",
         Broker::Apalis => "apalis",
+        Broker::ApalisPg => "apalis-postgres",
         Broker::Amqp => "amqp-runner",
         Broker::Nats => "nats-runner",
     };
@@ -485,6 +560,7 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
             Broker::Redis | Broker::Apalis => format!("redis://{}", proxy.addr()),
             Broker::Amqp => amqp_url(&proxy.addr().to_string()),
             Broker::Nats => format!("nats://{}", proxy.addr()),
+            Broker::ApalisPg => postgres_url(&proxy.addr().to_string()),
         };
         fleet.add(&["--url".into(), url]);
     }
@@ -503,7 +579,14 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
                     .await
                     .expect("connect to Redis"),
             ),
-            Broker::Redis | Broker::Amqp | Broker::Nats => None,
+            Broker::Redis | Broker::Amqp | Broker::Nats | Broker::ApalisPg => None,
+        };
+        let mut pg_storage = match &*backend {
+            Backend::Pg { pool, queue, .. } => Some(
+                apalis_postgres::PostgresStorage::<Job<ChaosJob>>::new(pool)
+                    .with_config(apalis_postgres::Config::default().queue(queue)),
+            ),
+            _ => None,
         };
         let backend = std::sync::Arc::clone(&backend);
         tokio::spawn(async move {
@@ -514,6 +597,10 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
             });
             for batch in payloads.chunks(25) {
                 for job in batch {
+                    if let Some(storage) = &mut pg_storage {
+                        storage.push(job.clone()).await.expect("push");
+                        continue;
+                    }
                     match &mut storage {
                         Some(storage) => storage.push(job.clone()).await.expect("push"),
                         None if broker == Broker::Redis => {
@@ -582,7 +669,7 @@ async fn chaos(broker: Broker, recovery: bool) -> Run {
             .await
             .expect("XLEN"),
         Broker::Apalis => 0,
-        Broker::Amqp | Broker::Nats => backend.waiting().await,
+        Broker::Amqp | Broker::Nats | Broker::ApalisPg => backend.waiting().await,
     };
     backend.clean_up().await;
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -658,11 +745,16 @@ fn check(label: &str, broker: Broker, run: &Run) {
     );
     assert!(run.kills.len() >= KILLS, "{label}: {:?}", run.kills);
     if broker.is_runner() {
-        // apalis's worker exits when its connection is cut (the fleet starts
-        // it again, as a supervisor would), so on apalis a cut may find the
-        // process gone and a kill may find a process just started: both are
-        // printed, and checked here on the crate's runner only.
+        // apalis's worker may exit when its connection is cut (the fleet
+        // starts it again, as a supervisor would): printed, checked here on
+        // the crate's runner only.
         assert_eq!(run.revived, 0, "{label}: a worker exited on its own");
+    }
+    if broker != Broker::Apalis {
+        // On apalis's Redis backend a cut may find the process gone and a
+        // kill may find a process just started (its worker exits on a cut):
+        // printed, checked on the others (apalis's PostgreSQL pool
+        // reconnects).
         assert!(
             run.kills.iter().all(|&(_, in_flight)| in_flight > 0),
             "{label}: every kill lands mid-job: {:?}",
@@ -774,6 +866,31 @@ async fn apalis_control_without_crash_recovery_jobs_are_lost() {
     let _one = ONE_AT_A_TIME.lock().await;
     let run = chaos(Broker::Apalis, false).await;
     print("apalis control (no recovery)", &run);
+    assert!(
+        run.verdict.lost > 0,
+        "the chaos test must catch lost jobs when recovery is off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apalis_on_postgres_loses_nothing_under_kills_panics_and_cut_connections() {
+    if !context_tests::service_available("PostgreSQL", POSTGRES) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let run = chaos(Broker::ApalisPg, true).await;
+    print("apalis-postgres chaos", &run);
+    check("apalis-postgres chaos", Broker::ApalisPg, &run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apalis_on_postgres_control_without_crash_recovery_jobs_are_lost() {
+    if !context_tests::service_available("PostgreSQL", POSTGRES) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let run = chaos(Broker::ApalisPg, false).await;
+    print("apalis-postgres control (no recovery)", &run);
     assert!(
         run.verdict.lost > 0,
         "the chaos test must catch lost jobs when recovery is off"

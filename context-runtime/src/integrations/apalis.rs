@@ -24,8 +24,8 @@
 //! The layer works with any apalis backend: it is tested on apalis's
 //! Redis, PostgreSQL and in-memory backends, with sinks on Redis,
 //! PostgreSQL and in memory. Crash recovery (a worker killed mid-task) is the
-//! backend's: apalis's Redis backend re-enqueues the tasks of a worker
-//! whose heartbeat stopped.
+//! backend's: apalis's Redis and PostgreSQL backends re-enqueue the tasks
+//! of a worker whose heartbeat stopped.
 //!
 //! Arguments that do not decode at all never reach a layer: apalis reports
 //! a codec error for them. Keep identity fields tolerant in the argument

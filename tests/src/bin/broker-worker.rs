@@ -4,7 +4,7 @@
 //! handler. It stops when its stdin closes (or after `--max-seconds`).
 //!
 //! ```text
-//! broker-worker --mode redis|amqp|nats|apalis|amqp-runner|nats-runner --url URL --queue NAME
+//! broker-worker --mode redis|amqp|nats|apalis|apalis-postgres|amqp-runner|nats-runner --url URL --queue NAME
 //!               [--stream NAME] [--concurrency 8] [--worker w0] [--max-seconds 90] [--leak]
 //!               [--attempts 3] [--ack-wait-ms 30000] [--announce] [--panic-escapes]
 //!               [--visibility-ms 30000] [--chaos] [--ack-first]
@@ -15,6 +15,10 @@
 //! body is a [`ChaosJob`] (its context in the headers). `--ack-first` is
 //! the RabbitMQ chaos control: the handler acks its delivery before it
 //! works (at most once), so a killed worker's job is gone.
+//!
+//! `apalis-postgres` is apalis's worker on its PostgreSQL backend with the
+//! crate's `JobLayer` and a PostgreSQL dead-letter sink (`--url` is a
+//! PostgreSQL URL).
 //!
 //! In redis mode the worker is the crate's runner (`jobs::Worker`) on a
 //! Redis stream; `--visibility-ms` is the queue's visibility timeout (in
@@ -49,6 +53,7 @@ use context_runtime::redis as redis_jobs;
 use context_runtime::{requires_tenant, with_context, CarrierError, Context, TenantRequired};
 use context_tests::brokers::{Report, TestJob, READY};
 use context_tests::chaos::{ChaosJob, STARTED};
+use context_tests::pg_dead_letters::PgDeadLetters;
 use futures_util::StreamExt as _;
 use lapin::message::Delivery;
 use tokio::io::AsyncReadExt as _;
@@ -562,6 +567,41 @@ async fn run_apalis(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failu
     Ok(())
 }
 
+async fn run_apalis_postgres(args: Args, stop: watch::Receiver<bool>) -> Result<(), Failure> {
+    let pool = apalis_postgres::PgPool::connect(&args.url).await?;
+    // A worker whose heartbeat (every second) stopped for about
+    // `--visibility-ms` is orphaned: apalis re-enqueues its tasks (apalis's
+    // own crash recovery; its resolution is a second).
+    let missed = usize::try_from(args.visibility_ms / 1_000)
+        .unwrap_or(usize::MAX)
+        .max(2);
+    let config = apalis_postgres::Config::default()
+        .queue(&args.queue)
+        .batch_size(args.concurrency)
+        .heartbeat_interval(Duration::from_secs(1))
+        .missed_heartbeats(missed);
+    let storage = apalis_postgres::PostgresStorage::<Job<ChaosJob>>::new(&pool).with_config(config);
+    let sink = PgDeadLetters::new(pool);
+    let worker = WorkerBuilder::new(format!("{}-{}", args.queue, args.worker))
+        .backend(storage)
+        .data(args.clone())
+        .layer(JobLayer::new(sink, &args.queue))
+        .concurrency(args.concurrency)
+        .on_event(|_, event| {
+            if matches!(event, Event::Start) {
+                println!("{READY}");
+            }
+        })
+        .build(handle_apalis);
+    worker
+        .run_until(async move {
+            stopped(stop).await;
+            Ok::<(), WorkerError>(())
+        })
+        .await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let args = args();
@@ -571,6 +611,7 @@ async fn main() -> Result<(), Failure> {
         "amqp" => run_amqp(args, stop).await,
         "nats" => run_nats(args, stop).await,
         "apalis" => run_apalis(args, stop).await,
+        "apalis-postgres" => run_apalis_postgres(args, stop).await,
         "amqp-runner" => run_amqp_runner(args, stop).await,
         "nats-runner" => run_nats_runner(args, stop).await,
         other => Err(format!("unknown --mode {other:?}").into()),
