@@ -17,14 +17,16 @@
 // `GlobalAlloc` is an unsafe trait: the counting allocator is test code.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod counting_alloc;
+
+use counting_alloc::{allocations, Noop, CALLS};
+
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
 use std::hint::black_box;
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::task::{Context as TaskContext, Poll, Waker};
 
 use context_runtime::tower::ContextLayer;
 use context_runtime::{Context, Propagator};
@@ -32,75 +34,8 @@ use http::Request;
 use tower_layer::Layer as _;
 use tower_service::Service;
 
-struct Counting;
-
-thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count_one() {
-    // Const-initialized thread-locals without destructors never allocate.
-    let _ = ARMED.try_with(|armed| {
-        if armed.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's own arguments,
-// so the contract of `GlobalAlloc` holds exactly as it does for `System`;
-// counting only touches thread-locals that never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
 /// How many requests each measurement sends (after one that is not counted).
-const REQUESTS: usize = 100;
-
-/// The allocations `f` makes on this thread over [`REQUESTS`] calls, after a
-/// first call that is not counted (one-time set-up such as the default
-/// propagators' `OnceLock`s).
-fn allocations(mut f: impl FnMut()) -> usize {
-    f();
-    ALLOCATIONS.with(|n| n.set(0));
-    ARMED.with(|armed| armed.set(true));
-    for _ in 0..REQUESTS {
-        f();
-    }
-    ARMED.with(|armed| armed.set(false));
-    ALLOCATIONS.with(Cell::get)
-}
-
-struct Noop;
-
-impl Wake for Noop {
-    fn wake(self: Arc<Self>) {}
-}
+const REQUESTS: usize = CALLS;
 
 /// The handler: reads the trace id and the baggage size of the current
 /// context.

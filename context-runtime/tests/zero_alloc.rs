@@ -5,82 +5,22 @@
 //! under test while it is armed (each test runs on its own thread, so the
 //! harness's allocations on other threads are not counted).
 
-// `GlobalAlloc` is an unsafe trait: the counting allocator below is the only
-// unsafe code in the workspace, and it is test code.
+// `GlobalAlloc` is an unsafe trait: the counting allocator (`counting_alloc/`)
+// is the only unsafe code in the workspace, and it is test code.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod counting_alloc;
+
+use counting_alloc::{allocations, Noop};
+
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::task::{Context as TaskContext, Poll, Waker};
 
 use context_runtime::w3c::TraceParent;
 use context_runtime::{Context, FutureExt as _, TenantId, UserRef};
-
-struct Counting;
-
-thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count_one() {
-    // Const-initialized thread-locals without destructors never allocate.
-    let _ = ARMED.try_with(|armed| {
-        if armed.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's own arguments,
-// so the contract of `GlobalAlloc` holds exactly as it does for `System`;
-// counting only touches thread-locals that never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// The allocations `f` makes on this thread, run 100 times after a first
-/// run that is not counted (what a thread sets up once, such as the context
-/// stack of OpenTelemetry with the `opentelemetry` feature, is not the fast
-/// path; anything that allocates on every call still counts 100 times).
-fn allocations(mut f: impl FnMut()) -> usize {
-    f();
-    ALLOCATIONS.with(|n| n.set(0));
-    ARMED.with(|armed| armed.set(true));
-    for _ in 0..100 {
-        f();
-    }
-    ARMED.with(|armed| armed.set(false));
-    ALLOCATIONS.with(Cell::get)
-}
 
 fn identity() -> Context {
     Context::builder()
@@ -88,12 +28,6 @@ fn identity() -> Context {
         .user(UserRef::new("service", "billing").expect("valid"))
         .source("tests")
         .build()
-}
-
-struct Noop;
-
-impl Wake for Noop {
-    fn wake(self: Arc<Self>) {}
 }
 
 #[test]

@@ -176,50 +176,25 @@ impl ContextSource for Context {
     }
 }
 
-impl<T: ContextSource + ?Sized> ContextSource for &T {
-    type Error = T::Error;
+/// A reference or smart pointer to a source reads like the source.
+macro_rules! forward_source {
+    ($($pointer:ty),*) => {$(
+        impl<T: ContextSource + ?Sized> ContextSource for $pointer {
+            type Error = T::Error;
 
-    fn to_context(&self) -> Result<Context, T::Error> {
-        (**self).to_context()
-    }
+            fn to_context(&self) -> Result<Context, T::Error> {
+                (**self).to_context()
+            }
 
-    fn to_trusted_context(
-        &self,
-        trust: &Trust,
-        job_id: Option<&str>,
-    ) -> Result<Context, Untrusted<T::Error>> {
-        (**self).to_trusted_context(trust, job_id)
-    }
+            fn to_trusted_context(
+                &self,
+                trust: &Trust,
+                job_id: Option<&str>,
+            ) -> Result<Context, Untrusted<T::Error>> {
+                (**self).to_trusted_context(trust, job_id)
+            }
+        }
+    )*};
 }
 
-impl<T: ContextSource + ?Sized> ContextSource for Box<T> {
-    type Error = T::Error;
-
-    fn to_context(&self) -> Result<Context, T::Error> {
-        (**self).to_context()
-    }
-
-    fn to_trusted_context(
-        &self,
-        trust: &Trust,
-        job_id: Option<&str>,
-    ) -> Result<Context, Untrusted<T::Error>> {
-        (**self).to_trusted_context(trust, job_id)
-    }
-}
-
-impl<T: ContextSource + ?Sized> ContextSource for Arc<T> {
-    type Error = T::Error;
-
-    fn to_context(&self) -> Result<Context, T::Error> {
-        (**self).to_context()
-    }
-
-    fn to_trusted_context(
-        &self,
-        trust: &Trust,
-        job_id: Option<&str>,
-    ) -> Result<Context, Untrusted<T::Error>> {
-        (**self).to_trusted_context(trust, job_id)
-    }
-}
+forward_source!(&T, Box<T>, Arc<T>);
