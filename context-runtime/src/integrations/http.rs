@@ -38,6 +38,7 @@ use ::http::{Extensions, HeaderMap};
 
 use crate::model::context::Context;
 use crate::model::trace::SpanId;
+use crate::model::w3c::{LazyTraceState, TraceParent};
 use crate::propagate::fields;
 use crate::propagate::propagator::{log_refused, Propagator, Trust, Wire};
 use crate::propagate::source::ContextSource;
@@ -123,12 +124,24 @@ impl Propagator {
             Trust::Resolver(resolver) => Some(resolver.try_resolve(headers, extensions)),
             _ => None,
         };
+        // The usual request: each field at most once, found in one pass over
+        // the headers (cheaper than three hashed look-ups), its value text.
+        if let Some(fields) = Fields::find(headers) {
+            let parent = fields
+                .traceparent
+                .and_then(|v| TraceParent::parse_bytes(v.as_bytes()).ok());
+            // Kept as it is and checked when something reads it.
+            let trace_state = match (&parent, fields.tracestate) {
+                (Some(_), Some(state)) => LazyTraceState::line_bytes(state.as_bytes()),
+                _ => LazyTraceState::checked(None),
+            };
+            return self.try_extract_parts(parent, trace_state, [fields.baggage], resolve);
+        }
         let baggages = headers.get_all(BAGGAGE);
         if baggages
             .iter()
             .all(|v| std::str::from_utf8(v.as_bytes()).is_ok())
         {
-            // Text (the usual case): read in place.
             return self.try_extract_fields(
                 headers.get_all(TRACEPARENT).iter().map(text),
                 headers.get_all(TRACESTATE).iter().map(text),
@@ -176,6 +189,46 @@ impl Propagator {
         if let Some(Ok(value)) = baggage.map(|b| HeaderValue::from_str(&b)) {
             headers.insert(BAGGAGE, value);
         }
+    }
+}
+
+/// The W3C fields of a request whose fields each come at most once, and
+/// whose `baggage` is UTF-8 (see [`Fields::find`]).
+struct Fields<'h> {
+    traceparent: Option<&'h HeaderValue>,
+    tracestate: Option<&'h HeaderValue>,
+    /// Checked to be UTF-8, trimmed.
+    baggage: Option<&'h str>,
+}
+
+impl<'h> Fields<'h> {
+    /// The fields, in one pass over the headers; `None` when one of them
+    /// comes more than once or the `baggage` is not UTF-8 (the general
+    /// path then reads every line).
+    fn find(headers: &'h HeaderMap) -> Option<Fields<'h>> {
+        let (mut traceparent, mut tracestate, mut baggage) = (None, None, None);
+        for (name, value) in headers {
+            // Names are lowercase; most are told apart by their length.
+            let name = name.as_str();
+            let slot = match name.len() {
+                11 if name == fields::TRACEPARENT => &mut traceparent,
+                10 if name == fields::TRACESTATE => &mut tracestate,
+                7 if name == fields::BAGGAGE => &mut baggage,
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return None;
+            }
+        }
+        let baggage = match baggage {
+            Some(value) => Some(trim(std::str::from_utf8(value.as_bytes()).ok()?)),
+            None => None,
+        };
+        Some(Fields {
+            traceparent,
+            tracestate,
+            baggage,
+        })
     }
 }
 

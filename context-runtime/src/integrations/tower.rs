@@ -7,7 +7,6 @@ use ::http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::model::context::Context;
 use crate::propagate::propagator::{log_refused, Propagator, Trust};
 use crate::scope::store::Scoped;
 use crate::wire::carrier::CarrierError;
@@ -29,7 +28,12 @@ pub struct RefusedIdentity {
 /// carry (see [`Propagator::extract_with`]), or a fresh one.
 ///
 /// The context is current while the inner service is called and while its
-/// response future runs, and it is put in the request's extensions.
+/// response future runs: handlers, extractors and inner middleware read it
+/// with [`current`](crate::current) (or the `CurrentContext` extractor in axum), across
+/// every `.await`. It is not copied into the request's extensions, which
+/// would cost three allocations per request; code that runs the inner
+/// service on another task (`tower::buffer`) should carry it there itself
+/// (`cx.scope(..)`, [`spawn`](crate::spawn)).
 ///
 /// A request whose identity is refused (see [`RefusedIdentity`]) runs with
 /// its trace and no identity, with the refusal in its extensions; the
@@ -93,7 +97,6 @@ where
                 cx
             }
         };
-        request.extensions_mut().insert::<Context>(cx.clone());
         let future = cx.scope_sync(|| self.inner.call(request));
         cx.scope(future)
     }

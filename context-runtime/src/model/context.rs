@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::model::tenant::{TenantId, TenantRequired};
 use crate::model::trace::{SpanId, TraceFlags, TraceId};
 use crate::model::user::UserRef;
-use crate::model::w3c::{Baggage, TraceState};
+use crate::model::w3c::{Baggage, LazyTraceState, TraceState};
 
 type Values = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
 
@@ -48,7 +48,8 @@ struct Inner {
     trace_id: TraceId,
     parent_span_id: Option<SpanId>,
     trace_flags: TraceFlags,
-    trace_state: Option<TraceState>,
+    /// Checked on first use when read from a wire.
+    trace_state: LazyTraceState,
     tenant: Option<TenantId>,
     user: Option<UserRef>,
     source: Option<Cow<'static, str>>,
@@ -99,7 +100,7 @@ impl Context {
     /// The W3C `tracestate` that came with the trace, if any (vendor data,
     /// forwarded unchanged on outgoing calls).
     pub fn trace_state(&self) -> Option<&TraceState> {
-        self.inner.trace_state.as_ref()
+        self.inner.trace_state.get()
     }
 
     /// The tenant, if any. There is never a default tenant.
@@ -213,7 +214,7 @@ impl Context {
         trace_id: TraceId,
         parent_span_id: Option<SpanId>,
         trace_flags: TraceFlags,
-        trace_state: Option<TraceState>,
+        trace_state: LazyTraceState,
         tenant: Option<TenantId>,
         user: Option<UserRef>,
         source: Cow<'static, str>,
@@ -381,7 +382,7 @@ impl ContextBuilder {
                 trace_id,
                 parent_span_id: self.parent_span_id,
                 trace_flags,
-                trace_state: self.trace_state,
+                trace_state: LazyTraceState::checked(self.trace_state),
                 tenant: self.tenant,
                 user: self.user,
                 source: self.source,

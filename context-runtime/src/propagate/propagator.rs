@@ -14,7 +14,7 @@ use crate::model::context::Context;
 use crate::model::tenant::TenantId;
 use crate::model::trace::{SpanId, TraceFlags, TraceId};
 use crate::model::user::{UserId, UserRef};
-use crate::model::w3c::{Baggage, TraceParent, TraceState};
+use crate::model::w3c::{Baggage, LazyTraceState, TraceParent, TraceState};
 use crate::wire::carrier::CarrierError;
 use crate::wire::signature::{
     is_identity_shaped, Keyring, UntrustedIdentity, SIGNATURE_BAGGAGE_KEY,
@@ -377,22 +377,39 @@ impl Propagator {
         baggages: impl IntoIterator<Item = Option<&'a str>>,
         resolve: impl FnOnce(&Trust) -> Option<Result<Identity, UntrustedIdentity>>,
     ) -> Result<Context, CarrierError> {
-        let (trace_id, parent_span_id, trace_flags, trace_state) =
-            match single_traceparent(traceparents) {
-                // `tracestate` only means something beside a valid `traceparent`.
-                Some(parent) => (
-                    parent.trace_id(),
-                    Some(parent.parent_id()),
-                    parent.flags(),
-                    trace_state(tracestates),
-                ),
-                None => (
-                    TraceId::random(),
-                    None,
-                    TraceFlags::new(TraceFlags::SAMPLED.bits() | TraceFlags::RANDOM.bits()),
-                    None,
-                ),
-            };
+        let parent = single_traceparent(traceparents);
+        // `tracestate` only means something beside a valid `traceparent`.
+        let trace_state = match parent {
+            Some(_) => trace_state(tracestates),
+            None => LazyTraceState::checked(None),
+        };
+        self.try_extract_parts(parent, trace_state, baggages, resolve)
+    }
+
+    /// [`try_extract_fields`](Propagator::try_extract_fields) once the
+    /// `traceparent` (the one valid one, if any) and the `tracestate` are
+    /// read.
+    pub(crate) fn try_extract_parts<'a>(
+        &self,
+        parent: Option<TraceParent>,
+        trace_state: LazyTraceState,
+        baggages: impl IntoIterator<Item = Option<&'a str>>,
+        resolve: impl FnOnce(&Trust) -> Option<Result<Identity, UntrustedIdentity>>,
+    ) -> Result<Context, CarrierError> {
+        let (trace_id, parent_span_id, trace_flags, trace_state) = match parent {
+            Some(parent) => (
+                parent.trace_id(),
+                Some(parent.parent_id()),
+                parent.flags(),
+                trace_state,
+            ),
+            None => (
+                TraceId::random(),
+                None,
+                TraceFlags::new(TraceFlags::SAMPLED.bits() | TraceFlags::RANDOM.bits()),
+                LazyTraceState::checked(None),
+            ),
+        };
 
         // Identity-shaped members never ride along as plain baggage: the
         // configured ones become the tenant and user when trusted, and
@@ -641,19 +658,21 @@ impl Propagator {
     }
 }
 
-/// The `tracestate` of the header lines, or `None` when it is empty,
-/// invalid, or a line is not text. One line (the usual case) is read
-/// without collecting the lines.
-fn trace_state<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Option<TraceState> {
+/// The `tracestate` of the header lines (none when it is empty, invalid, or
+/// a line is not text). One line (the usual case) is kept as it is and
+/// checked when something reads it; several are checked at once.
+fn trace_state<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> LazyTraceState {
     let mut values = values.into_iter();
-    let state = match (values.next()?, values.next()) {
-        (first, None) => TraceState::from_headers([first?]),
-        (first, Some(second)) => {
+    let state = match (values.next(), values.next()) {
+        (None, _) | (Some(None), None) => None,
+        // One line (the usual case): checked when something reads it.
+        (Some(Some(first)), None) => return LazyTraceState::line(first),
+        (Some(first), Some(second)) => {
             let rest: Option<Vec<&str>> = [first, second].into_iter().chain(values).collect();
-            TraceState::from_headers(rest?)
+            rest.and_then(|rest| TraceState::from_headers(rest).ok())
         }
     };
-    state.ok().filter(|s| !s.is_empty())
+    LazyTraceState::checked(state)
 }
 
 /// The one valid `traceparent`, or `None` when there is none, more than one,

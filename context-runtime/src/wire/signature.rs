@@ -55,38 +55,56 @@ const TAG_TEXT_LEN: usize = 43;
 /// (case-insensitive: `acme.tenant`, `x-tenant-id`, `tenantId`, `userRef`,
 /// `enduser.id`).
 pub(crate) fn is_identity_shaped(key: &str) -> bool {
-    const SUFFIXES: [&[u8]; 7] = [
-        b"tenant",
-        b"tenantid",
-        b"tenantref",
-        b"user",
-        b"userid",
-        b"userref",
-        b"principal",
+    /// The suffixes, each as its lowercase letters packed into an integer
+    /// (the last letter in the lowest byte), with its length.
+    const fn packed(suffix: &[u8]) -> (u128, usize) {
+        let mut value = 0u128;
+        let mut i = 0;
+        while i < suffix.len() {
+            value = value << 8 | suffix[i] as u128;
+            i += 1;
+        }
+        (value, suffix.len())
+    }
+    const SUFFIXES: [(u128, usize); 7] = [
+        packed(b"tenant"),
+        packed(b"tenantid"),
+        packed(b"tenantref"),
+        packed(b"user"),
+        packed(b"userid"),
+        packed(b"userref"),
+        packed(b"principal"),
     ];
-    if key
+    const LONGEST: usize = 9;
+    let bytes = key.as_bytes();
+    if bytes
         .get(..RESERVED_PREFIX.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX))
+        .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX.as_bytes()))
     {
         return true;
     }
-    // Every suffix ends in one of these: most keys are done here.
-    let last = key.bytes().rev().find(u8::is_ascii_alphanumeric);
-    if !last.is_some_and(|c| matches!(c.to_ascii_lowercase(), b't' | b'd' | b'f' | b'r' | b'l')) {
-        return false;
-    }
-    // The last (up to) 9 letters and digits, lowercased, in order.
-    let mut tail = [0u8; 9];
+    // The last (up to) 9 letters and digits, lowercased, packed in order.
+    // Every suffix ends in `t`, `d`, `f`, `r` or `l`: most keys are done at
+    // their last letter.
+    let mut tail = 0u128;
     let mut n = 0;
-    for b in key.bytes().rev().filter(u8::is_ascii_alphanumeric) {
-        if n == tail.len() {
+    for &b in bytes.iter().rev() {
+        if !b.is_ascii_alphanumeric() {
+            continue;
+        }
+        let b = b.to_ascii_lowercase();
+        if n == 0 && !matches!(b, b't' | b'd' | b'f' | b'r' | b'l') {
+            return false;
+        }
+        tail |= u128::from(b) << (8 * n);
+        n += 1;
+        if n == LONGEST {
             break;
         }
-        tail[tail.len() - 1 - n] = b.to_ascii_lowercase();
-        n += 1;
     }
-    let tail = &tail[tail.len() - n..];
-    SUFFIXES.iter().any(|s| tail.ends_with(s))
+    SUFFIXES.iter().any(|&(suffix, len)| {
+        n >= len && tail & ((1u128 << (8 * len)) - 1) == suffix
+    })
 }
 
 /// What a signature covers: the identity of one context, and the job it

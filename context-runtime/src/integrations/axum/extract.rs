@@ -8,8 +8,9 @@ use crate::integrations::tower::RefusedIdentity;
 use crate::model::context::Context;
 use crate::model::tenant::{TenantId, TenantRequired};
 
-/// The request's context: the one [`ContextLayer`](crate::tower::ContextLayer) put
-/// in the request, else the current one, else one read from the headers with
+/// The request's context: the current one (the one
+/// [`ContextLayer`](crate::tower::ContextLayer) scopes the request in), else
+/// one put in the request's extensions, else one read from the headers with
 /// the default (untrusting) [`Propagator`](crate::Propagator).
 ///
 /// A request whose identity the layer refused ([`RefusedIdentity`]) is
@@ -42,11 +43,8 @@ fn refused(parts: &Parts) -> Result<(), RefusedIdentity> {
 }
 
 fn request_context(parts: &Parts) -> Context {
-    parts
-        .extensions
-        .get::<Context>()
-        .cloned()
-        .or_else(crate::scope::store::current)
+    crate::scope::store::current()
+        .or_else(|| parts.extensions.get::<Context>().cloned())
         .unwrap_or_else(|| crate::integrations::http::extract(&parts.headers))
 }
 

@@ -262,20 +262,31 @@ struct Scanned {
     ends: [u16; Baggage::MAX_MEMBERS],
 }
 
-/// The position of the first byte from `i` on that is not `accept`ed.
+/// The position of the first byte from `i` on that is not a `tchar`.
 #[inline(always)]
-fn skip(bytes: &[u8], i: usize, accept: fn(u8) -> bool) -> usize {
-    let rest = bytes.get(i..).unwrap_or_default();
-    i + rest.iter().position(|&c| !accept(c)).unwrap_or(rest.len())
+fn skip_token(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(&c) = bytes.get(i) {
+        if CLASS[usize::from(c)] & TOKEN == 0 {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
-/// [`skip`] over `*baggage-octet`, counting the `%`.
+/// The position of the first byte from `i` on that is not a
+/// `baggage-octet`, counting the `%` on the way.
 #[inline(always)]
-fn skip_value(bytes: &[u8], i: usize, escapes: &mut usize) -> usize {
-    let end = skip(bytes, i, is_baggage_octet);
-    let value = bytes.get(i..end).unwrap_or_default();
-    *escapes += value.iter().filter(|&&c| c == b'%').count();
-    end
+fn skip_value(bytes: &[u8], mut i: usize, escapes: &mut usize) -> usize {
+    while let Some(&c) = bytes.get(i) {
+        let class = CLASS[usize::from(c)];
+        if class & OCTET == 0 {
+            break;
+        }
+        *escapes += usize::from(class & PERCENT != 0);
+        i += 1;
+    }
+    i
 }
 
 impl Baggage {
@@ -338,7 +349,7 @@ impl Baggage {
         loop {
             // key=value
             let start = i;
-            i = skip(bytes, i, is_tchar);
+            i = skip_token(bytes, i);
             if i == start || bytes.get(i) != Some(&b'=') {
                 return None;
             }
@@ -347,7 +358,7 @@ impl Baggage {
             // ;property or ;property=value
             while bytes.get(i) == Some(&b';') {
                 let property = i + 1;
-                i = skip(bytes, property, is_tchar);
+                i = skip_token(bytes, property);
                 if i == property {
                     return None;
                 }
@@ -985,6 +996,26 @@ static TCHAR: [bool; 256] = table!(is_tchar_slow);
 
 /// [`is_baggage_octet`] for every byte.
 static BAGGAGE_OCTET: [bool; 256] = table!(is_baggage_octet_slow);
+
+/// A byte's classes, for the scans: [`TOKEN`], [`OCTET`], [`PERCENT`].
+static CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = if is_tchar_slow(b) { TOKEN } else { 0 }
+            | if is_baggage_octet_slow(b) { OCTET } else { 0 }
+            | if b == b'%' { PERCENT } else { 0 };
+        c += 1;
+    }
+    table
+};
+/// A `tchar`.
+const TOKEN: u8 = 1;
+/// A `baggage-octet`.
+const OCTET: u8 = 2;
+/// `%`.
+const PERCENT: u8 = 4;
 
 /// `$f` for every byte, at compile time.
 macro_rules! table {

@@ -47,6 +47,7 @@ mod tracestate;
 
 pub use baggage::{Baggage, BaggageMember, BaggageProperty, InvalidBaggage};
 pub use traceparent::{InvalidTraceParent, TraceParent};
+pub(crate) use tracestate::LazyTraceState;
 pub use tracestate::{InvalidTraceState, TraceState};
 
 /// The most baggage members that are read and propagated (W3C Baggage: at

@@ -382,6 +382,67 @@ impl TraceState {
     }
 }
 
+/// A `tracestate` header line kept as received and checked on first use:
+/// what a [`Context`](crate::Context) read from a wire holds, so that a
+/// request whose handler never looks at its `tracestate` (or only forwards
+/// it) does not pay for its parse. [`get`](LazyTraceState::get) gives the
+/// same answer the eager parse would have: the valid, non-empty state, or
+/// `None` for an invalid or empty one.
+#[derive(Clone)]
+pub(crate) struct LazyTraceState {
+    /// The line, when it has not been checked yet (or was, on first use).
+    text: Option<Box<str>>,
+    state: OnceLock<Option<TraceState>>,
+}
+
+impl LazyTraceState {
+    /// The longest valid `tracestate` without whitespace: longer lines are
+    /// checked at once, so that a context never holds more than a valid
+    /// one would.
+    const MAX_LAZY_LEN: usize = TraceState::MAX_MEMBERS
+        * (TraceState::MAX_KEY_LEN + 1 + TraceState::MAX_VALUE_LEN + 1);
+
+    /// A state already checked (or none).
+    pub(crate) fn checked(state: Option<TraceState>) -> Self {
+        LazyTraceState {
+            text: None,
+            state: OnceLock::from(state.filter(|s| !s.is_empty())),
+        }
+    }
+
+    /// One header line, checked on first use.
+    pub(crate) fn line(text: &str) -> Self {
+        if text.len() > Self::MAX_LAZY_LEN {
+            return Self::checked(TraceState::from_headers([text]).ok());
+        }
+        LazyTraceState {
+            text: Some(text.into()),
+            state: OnceLock::new(),
+        }
+    }
+
+    /// One header line as bytes (not text: no state).
+    pub(crate) fn line_bytes(bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::line(text),
+            Err(_) => Self::checked(None),
+        }
+    }
+
+    /// The state, checked on first use: `None` when there is none, or the
+    /// line is invalid or empty.
+    pub(crate) fn get(&self) -> Option<&TraceState> {
+        self.state
+            .get_or_init(|| {
+                let text = self.text.as_deref()?;
+                TraceState::from_headers([text])
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            })
+            .as_ref()
+    }
+}
+
 /// The length of `key=value`.
 fn member_len(key: &str, value: &str) -> usize {
     key.len() + 1 + value.len()
