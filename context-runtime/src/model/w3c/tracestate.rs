@@ -390,8 +390,9 @@ impl TraceState {
 /// `None` for an invalid or empty one.
 #[derive(Clone)]
 pub(crate) struct LazyTraceState {
-    /// The line, when it has not been checked yet (or was, on first use).
-    text: Option<Box<str>>,
+    /// The line as received (bytes: whether it is text is checked with the
+    /// rest), when it came unchecked.
+    text: Option<Box<[u8]>>,
     state: OnceLock<Option<TraceState>>,
 }
 
@@ -412,20 +413,21 @@ impl LazyTraceState {
 
     /// One header line, checked on first use.
     pub(crate) fn line(text: &str) -> Self {
-        if text.len() > Self::MAX_LAZY_LEN {
-            return Self::checked(TraceState::from_headers([text]).ok());
-        }
-        LazyTraceState {
-            text: Some(text.into()),
-            state: OnceLock::new(),
-        }
+        Self::line_bytes(text.as_bytes())
     }
 
-    /// One header line as bytes (not text: no state).
+    /// One header line as bytes, checked on first use (not text: no
+    /// state).
     pub(crate) fn line_bytes(bytes: &[u8]) -> Self {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Self::line(text),
-            Err(_) => Self::checked(None),
+        if bytes.len() > Self::MAX_LAZY_LEN {
+            let state = std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|text| TraceState::from_headers([text]).ok());
+            return Self::checked(state);
+        }
+        LazyTraceState {
+            text: Some(bytes.into()),
+            state: OnceLock::new(),
         }
     }
 
@@ -434,7 +436,7 @@ impl LazyTraceState {
     pub(crate) fn get(&self) -> Option<&TraceState> {
         self.state
             .get_or_init(|| {
-                let text = self.text.as_deref()?;
+                let text = std::str::from_utf8(self.text.as_deref()?).ok()?;
                 TraceState::from_headers([text])
                     .ok()
                     .filter(|s| !s.is_empty())
