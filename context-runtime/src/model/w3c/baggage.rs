@@ -8,7 +8,7 @@ use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use super::trim_ows_str;
+use super::{trim_ows_str, HeaderText};
 
 /// A key and a value in one allocation: the key, then the value.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -218,7 +218,7 @@ pub struct Baggage {
 /// A clean `baggage` header, its members parsed on first use.
 #[derive(Clone)]
 struct RawBaggage {
-    text: String,
+    text: HeaderText,
     /// The number of members (every member of a clean header is kept).
     len: usize,
     /// Whether a value or property value is percent-encoded (then the text
@@ -289,6 +289,52 @@ fn skip_value(bytes: &[u8], mut i: usize, escapes: &mut usize) -> usize {
     i
 }
 
+/// The members of a scanned header that were not refused, as they are,
+/// separated by commas.
+fn kept_members(bytes: &[u8], scanned: &Scanned) -> HeaderText {
+    let ends = scanned.ends.get(..scanned.len).unwrap_or_default();
+    let mut buf = [0u8; HeaderText::INLINE];
+    let mut heap = Vec::new();
+    let mut len = 0;
+    let mut start = 0;
+    for (i, &end) in ends.iter().enumerate() {
+        let end = usize::from(end);
+        let member = bytes.get(start..end).unwrap_or_default();
+        start = end + 1;
+        if scanned.refused & (1 << i) != 0 {
+            continue;
+        }
+        let comma = usize::from(len > 0);
+        let at = len + comma;
+        len = at + member.len();
+        match buf.get_mut(at..len) {
+            Some(slot) if heap.is_empty() => {
+                slot.copy_from_slice(member);
+                if comma == 1 {
+                    buf[at - 1] = b',';
+                }
+            }
+            _ => {
+                // Longer than fits inline: go on on the heap.
+                if heap.is_empty() {
+                    heap.reserve(bytes.len());
+                    heap.extend_from_slice(buf.get(..at - comma).unwrap_or_default());
+                }
+                if comma == 1 {
+                    heap.push(b',');
+                }
+                heap.extend_from_slice(member);
+            }
+        }
+    }
+    if heap.is_empty() {
+        // `len <= INLINE`, which fits a `u8`.
+        HeaderText::Inline(len as u8, buf)
+    } else {
+        HeaderText::Boxed(heap.into_boxed_slice())
+    }
+}
+
 impl Baggage {
     /// Empty baggage.
     pub const fn new() -> Self {
@@ -303,7 +349,7 @@ impl Baggage {
         if let Some(raw) = &self.raw {
             if !raw.escaped {
                 // Clean: no whitespace, keys unique, values as they are.
-                return raw.text.split(',').find_map(|member| {
+                return raw.text.as_str().split(',').find_map(|member| {
                     let head = member.split(';').next().unwrap_or_default();
                     let (k, v) = head.split_once('=')?;
                     (k == key).then_some(v)
@@ -323,7 +369,7 @@ impl Baggage {
         if let Some(raw) = self.raw.take() {
             self.members = match raw.parsed.into_inner() {
                 Some(members) => members,
-                None => RawBaggage::parse(&raw.text),
+                None => RawBaggage::parse(raw.text.as_str()),
             };
         }
         &mut self.members
@@ -418,22 +464,9 @@ impl Baggage {
                     return Baggage::new();
                 }
                 let text = if scanned.refused == 0 {
-                    text.to_owned()
+                    HeaderText::new(text.as_bytes())
                 } else {
-                    // The members that are not refused, as they are.
-                    let mut out = String::with_capacity(text.len());
-                    let mut start = 0;
-                    for (i, &end) in scanned.ends.iter().take(scanned.len).enumerate() {
-                        let end = usize::from(end);
-                        if scanned.refused & (1 << i) == 0 {
-                            if !out.is_empty() {
-                                out.push(',');
-                            }
-                            out.push_str(text.get(start..end).unwrap_or_default());
-                        }
-                        start = end + 1;
-                    }
-                    out
+                    kept_members(text.as_bytes(), &scanned)
                 };
                 Baggage {
                     members: Vec::new(),
@@ -474,7 +507,7 @@ impl Baggage {
     /// The members, in order (parsed on first use from a kept header).
     pub fn members(&self) -> &[BaggageMember] {
         match &self.raw {
-            Some(raw) => raw.parsed.get_or_init(|| RawBaggage::parse(&raw.text)),
+            Some(raw) => raw.parsed.get_or_init(|| RawBaggage::parse(raw.text.as_str())),
             None => &self.members,
         }
     }
@@ -843,7 +876,7 @@ impl fmt::Display for Baggage {
         if let Some(raw) = &self.raw {
             if !raw.escaped {
                 // Clean and unescaped: exactly what the loop below writes.
-                return f.write_str(&raw.text);
+                return f.write_str(raw.text.as_str());
             }
         }
         let mut budget = Budget::default();

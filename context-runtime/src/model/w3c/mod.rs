@@ -92,3 +92,47 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
 fn trim_ows_str(s: &str) -> &str {
     s.trim_matches(|c| c == ' ' || c == '\t')
 }
+
+/// A header's text as received, kept inline when it is short (no
+/// allocation: most `tracestate` and `baggage` headers are), boxed
+/// otherwise. Held as bytes; [`as_str`](HeaderText::as_str) checks that they
+/// are text where text is needed.
+#[derive(Clone)]
+pub(crate) enum HeaderText {
+    /// Up to [`HeaderText::INLINE`] bytes: `(len, bytes)`.
+    Inline(u8, [u8; HeaderText::INLINE]),
+    /// Longer.
+    Boxed(Box<[u8]>),
+}
+
+impl HeaderText {
+    /// The most bytes kept inline (the whole value is 64 bytes).
+    pub(crate) const INLINE: usize = 62;
+
+    /// `bytes`, copied.
+    pub(crate) fn new(bytes: &[u8]) -> HeaderText {
+        let mut buf = [0u8; HeaderText::INLINE];
+        match buf.get_mut(..bytes.len()) {
+            Some(slot) => {
+                slot.copy_from_slice(bytes);
+                // At most `INLINE` bytes, which fits a `u8`.
+                HeaderText::Inline(bytes.len() as u8, buf)
+            }
+            None => HeaderText::Boxed(bytes.into()),
+        }
+    }
+
+    /// The bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            HeaderText::Inline(len, buf) => buf.get(..usize::from(*len)).unwrap_or_default(),
+            HeaderText::Boxed(bytes) => bytes,
+        }
+    }
+
+    /// The text; empty when the bytes are not text (never, where it was
+    /// made from text).
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}

@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use super::trim_ows_str;
+use super::{trim_ows_str, HeaderText};
 
 /// A `tracestate` header value: an ordered list of up to 32 `key=value`
 /// members with unique keys, the most recently changed one first.
@@ -392,7 +392,7 @@ impl TraceState {
 pub(crate) struct LazyTraceState {
     /// The line as received (bytes: whether it is text is checked with the
     /// rest), when it came unchecked.
-    text: Option<Box<[u8]>>,
+    text: Option<HeaderText>,
     state: OnceLock<Option<TraceState>>,
 }
 
@@ -426,7 +426,7 @@ impl LazyTraceState {
             return Self::checked(state);
         }
         LazyTraceState {
-            text: Some(bytes.into()),
+            text: Some(HeaderText::new(bytes)),
             state: OnceLock::new(),
         }
     }
@@ -436,7 +436,7 @@ impl LazyTraceState {
     pub(crate) fn get(&self) -> Option<&TraceState> {
         self.state
             .get_or_init(|| {
-                let text = std::str::from_utf8(self.text.as_deref()?).ok()?;
+                let text = std::str::from_utf8(self.text.as_ref()?.as_bytes()).ok()?;
                 TraceState::from_headers([text])
                     .ok()
                     .filter(|s| !s.is_empty())
