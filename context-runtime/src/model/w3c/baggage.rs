@@ -258,8 +258,20 @@ struct Scanned {
     escaped: bool,
     /// The members `reject` refused, one bit each.
     refused: u64,
-    /// Where each member ends (the next `,` or the end of the text).
-    ends: [u16; Baggage::MAX_MEMBERS],
+    /// Where each member starts and its key ends (the member ends before
+    /// the next one starts, the last one at the end of the text).
+    keys: [(u16, u16); Baggage::MAX_MEMBERS],
+}
+
+impl Scanned {
+    fn new() -> Scanned {
+        Scanned {
+            len: 0,
+            escaped: false,
+            refused: 0,
+            keys: [(0, 0); Baggage::MAX_MEMBERS],
+        }
+    }
 }
 
 /// The position of the first byte from `i` on that is not a `tchar`.
@@ -292,18 +304,18 @@ fn skip_value(bytes: &[u8], mut i: usize, escapes: &mut usize) -> usize {
 /// The members of a scanned header that were not refused, as they are,
 /// separated by commas.
 fn kept_members(bytes: &[u8], scanned: &Scanned) -> HeaderText {
-    let ends = scanned.ends.get(..scanned.len).unwrap_or_default();
+    let keys = scanned.keys.get(..scanned.len).unwrap_or_default();
     let mut buf = [0u8; HeaderText::INLINE];
     let mut heap = Vec::new();
     let mut len = 0;
-    let mut start = 0;
-    for (i, &end) in ends.iter().enumerate() {
-        let end = usize::from(end);
-        let member = bytes.get(start..end).unwrap_or_default();
-        start = end + 1;
+    for (i, &(start, _)) in keys.iter().enumerate() {
         if scanned.refused & (1 << i) != 0 {
             continue;
         }
+        let end = keys
+            .get(i + 1)
+            .map_or(bytes.len(), |&(next, _)| usize::from(next) - 1);
+        let member = bytes.get(usize::from(start)..end).unwrap_or_default();
         let comma = usize::from(len > 0);
         let at = len + comma;
         len = at + member.len();
@@ -382,14 +394,13 @@ impl Baggage {
     /// escapes decode, it is written within [`Baggage::MAX_LEN`]. `None`
     /// when it is not of that form (the full parse then decides what is
     /// kept). Members whose key `reject` refuses are counted apart.
-    fn scan(text: &str, reject: &dyn Fn(&str) -> bool) -> Option<Scanned> {
+    fn scan(text: &str, reject: &dyn Fn(&str) -> bool, scanned: &mut Scanned) -> Option<()> {
         let bytes = text.as_bytes();
         if bytes.len() > Baggage::MAX_LEN {
             return None;
         }
-        // Where each member and its key end, at most 64 of them.
-        let mut keys = [(0u16, 0u16); Baggage::MAX_MEMBERS];
-        let mut ends = [0u16; Baggage::MAX_MEMBERS];
+        // Where each member starts and its key ends, at most 64 of them.
+        let keys = &mut scanned.keys;
         let (mut len, mut escapes, mut refused) = (0usize, 0usize, 0u64);
         let mut i = 0;
         loop {
@@ -422,7 +433,6 @@ impl Baggage {
             }
             // `i` and `start` are within `MAX_LEN`, which fits a `u16`.
             *keys.get_mut(len)? = (start as u16, (start + key.len()) as u16);
-            *ends.get_mut(len)? = i as u16;
             if reject(key) {
                 refused |= 1 << len;
             }
@@ -437,12 +447,10 @@ impl Baggage {
         if bytes.len() + 6 * escapes > Baggage::MAX_LEN {
             return None;
         }
-        Some(Scanned {
-            len,
-            escaped: escapes > 0,
-            refused,
-            ends,
-        })
+        scanned.len = len;
+        scanned.escaped = escapes > 0;
+        scanned.refused = refused;
+        Some(())
     }
 
     /// Reads one `baggage` header value, leaving out the members whose key
@@ -457,8 +465,9 @@ impl Baggage {
         if text.is_empty() {
             return Baggage::new();
         }
-        match Baggage::scan(text, reject) {
-            Some(scanned) => {
+        let mut scanned = Scanned::new();
+        match Baggage::scan(text, reject, &mut scanned) {
+            Some(()) => {
                 let kept = scanned.len - scanned.refused.count_ones() as usize;
                 if kept == 0 {
                     return Baggage::new();
