@@ -147,8 +147,15 @@ fn otel_allocations_per_entry() -> (usize, usize) {
     } else {
         assert_eq!(n, 0, "entering a scope allocated");
     }
-    assert!(first > 0, "the control: the first read checks and keeps the text");
-    let first_read = if cfg!(feature = "opentelemetry") { first / REQUESTS } else { 0 };
+    assert!(
+        first > 0,
+        "the control: the first read checks and keeps the text"
+    );
+    let first_read = if cfg!(feature = "opentelemetry") {
+        first / REQUESTS
+    } else {
+        0
+    };
     (n / REQUESTS, first_read)
 }
 

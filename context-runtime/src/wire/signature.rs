@@ -102,9 +102,9 @@ pub(crate) fn is_identity_shaped(key: &str) -> bool {
             break;
         }
     }
-    SUFFIXES.iter().any(|&(suffix, len)| {
-        n >= len && tail & ((1u128 << (8 * len)) - 1) == suffix
-    })
+    SUFFIXES
+        .iter()
+        .any(|&(suffix, len)| n >= len && tail & ((1u128 << (8 * len)) - 1) == suffix)
 }
 
 /// What a signature covers: the identity of one context, and the job it

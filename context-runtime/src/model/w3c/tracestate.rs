@@ -400,8 +400,8 @@ impl LazyTraceState {
     /// The longest valid `tracestate` without whitespace: longer lines are
     /// checked at once, so that a context never holds more than a valid
     /// one would.
-    const MAX_LAZY_LEN: usize = TraceState::MAX_MEMBERS
-        * (TraceState::MAX_KEY_LEN + 1 + TraceState::MAX_VALUE_LEN + 1);
+    const MAX_LAZY_LEN: usize =
+        TraceState::MAX_MEMBERS * (TraceState::MAX_KEY_LEN + 1 + TraceState::MAX_VALUE_LEN + 1);
 
     /// A state already checked (or none).
     pub(crate) fn checked(state: Option<TraceState>) -> Self {
@@ -580,6 +580,30 @@ impl std::error::Error for InvalidTraceState {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_kept_unchecked_reads_as_the_eager_parse_would() {
+        let long = format!("a={},b=2", "x".repeat(200));
+        for line in [
+            "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7",
+            "rojo=1,rojo=2",
+            " a=1 ,, b=2 ",
+            "Congo=1",
+            "",
+            ",",
+            long.as_str(),
+        ] {
+            let lazy = LazyTraceState::line(line);
+            let eager = TraceState::from_headers([line])
+                .ok()
+                .filter(|s| !s.is_empty());
+            assert_eq!(lazy.get(), eager.as_ref(), "{line:?}");
+            // Read twice: the same answer.
+            assert_eq!(lazy.get(), eager.as_ref(), "{line:?}");
+        }
+        // Bytes that are not text: no state.
+        assert_eq!(LazyTraceState::line_bytes(&[b'a', b'=', 0xff]).get(), None);
+    }
 
     #[test]
     fn a_kept_header_reads_as_the_full_parse() {
