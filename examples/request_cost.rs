@@ -2,9 +2,11 @@
 //!
 //! One request through an axum `Router` in process (no socket), with
 //! `traceparent`, `tracestate` and a 3-member `baggage` header; the handler
-//! reads the trace id and the baggage size. Three routers are compared:
+//! reads the trace id and the baggage size. Four routers are compared:
 //!
 //! - `bare`: the router alone (the handler reads nothing it could not have);
+//! - `noop`: a layer that does nothing around it (what axum charges for any
+//!   layer on a route);
 //! - `layer`: `ContextLayer::new(Propagator::new())` around it;
 //! - `otel`: an OpenTelemetry layer (the `TraceContext` and `Baggage`
 //!   propagators, the context attached at every poll of the handler).
@@ -48,7 +50,7 @@ const TRACESTATE: &str = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
 const BAGGAGE: &str = "userId=alice,serverNode=DF%2028,isProduction=false";
 
 /// The routers compared.
-const MODES: [&str; 3] = ["bare", "layer", "otel"];
+const MODES: [&str; 4] = ["bare", "noop", "layer", "otel"];
 
 /// The queue path compared: a job envelope (its carrier and its data) read
 /// from JSON text, admitted and run in its scope (`queue`), against the same
@@ -232,6 +234,10 @@ fn workload(mode: &str, n: u64) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let router: Router = match mode {
         "bare" => Router::new().route("/", get(bare)),
+        // What any layer costs on an axum route, for reference.
+        "noop" => Router::new()
+            .route("/", get(bare))
+            .layer(tower::util::MapRequestLayer::new(|r: Request<Body>| r)),
         "layer" => Router::new()
             .route("/", get(ours))
             .layer(ContextLayer::new(Propagator::new())),
@@ -303,6 +309,7 @@ fn report(n: u64) -> Result<(), String> {
     for (mode, cost) in &per_request {
         let label = match *mode {
             "bare" => "bare router",
+            "noop" => "a layer that does nothing (`MapRequestLayer` with the identity)",
             "layer" => "`ContextLayer::new(Propagator::new())`",
             _ => "OpenTelemetry layer (TraceContext + Baggage, attached per poll)",
         };

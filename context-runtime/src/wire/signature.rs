@@ -77,11 +77,14 @@ pub(crate) fn is_identity_shaped(key: &str) -> bool {
     ];
     const LONGEST: usize = 9;
     let bytes = key.as_bytes();
-    if bytes
-        .get(..RESERVED_PREFIX.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX.as_bytes()))
-    {
-        return true;
+    // `ctx.` in any case: the three letters lowercased by one bit, the dot
+    // as it is.
+    if let Some(&[a, b, c, d]) = bytes.first_chunk::<4>() {
+        let prefix = RESERVED_PREFIX.as_bytes();
+        let prefix = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        if u32::from_le_bytes([a, b, c, d]) | 0x0020_2020 == prefix {
+            return true;
+        }
     }
     // The last (up to) 9 letters and digits, lowercased, packed in order.
     // Every suffix ends in `t`, `d`, `f`, `r` or `l`: most keys are done at
