@@ -76,12 +76,13 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "redis")]
 use serde_json::Value;
 
 use crate::model::context::Context;
 use crate::propagate::propagator::{warn_unsigned_once, Trust};
 use crate::propagate::source::{ContextSource, Untrusted};
-use crate::wire::carrier::{Carrier, CarrierError};
+use crate::wire::carrier::{Carrier, CarrierError, JobCtx};
 use crate::wire::limits::MAX_JOB_PAYLOAD_BYTES;
 use crate::wire::signature::{Keyring, UntrustedIdentity};
 
@@ -135,9 +136,11 @@ pub use runner::{Handled, Stopped, Transport, Worker};
 /// ```
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job<T> {
-    /// The carrier as written (checked when the job is read).
+    /// The carrier as written (checked when the job is read): read
+    /// straight into a [`Carrier`] when it is a carrier object, kept as
+    /// JSON otherwise, and written back as it came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    ctx: Option<Value>,
+    ctx: Option<JobCtx>,
     /// The delivery attempt, 1 for the first; set by the integration on
     /// the consumer side, never by the producer.
     #[serde(skip, default = "first_attempt")]
@@ -177,7 +180,7 @@ impl<T> Job<T> {
     /// A job carrying `cx`.
     pub fn new(cx: &Context, data: T) -> Job<T> {
         Job {
-            ctx: serde_json::to_value(cx.to_carrier()).ok(),
+            ctx: Some(cx.to_carrier().into()),
             attempt: 1,
             data,
             id: new_job_id(),
@@ -189,7 +192,7 @@ impl<T> Job<T> {
     pub fn current(data: T) -> Job<T> {
         let ctx = crate::scope::store::with_current(|cx| cx.map(|cx| cx.to_carrier()));
         Job {
-            ctx: ctx.and_then(|c| serde_json::to_value(c).ok()),
+            ctx: ctx.map(JobCtx::from),
             attempt: 1,
             data,
             id: new_job_id(),
@@ -222,15 +225,14 @@ impl<T> Job<T> {
     ///
     /// [`CarrierError::Malformed`] when `ctx` is not a carrier object.
     pub fn carrier(&self) -> Result<Option<Carrier>, CarrierError> {
+        Ok(self.carrier_ref()?.map(std::borrow::Cow::into_owned))
+    }
+
+    /// The producer's carrier, borrowed when the job holds it parsed.
+    fn carrier_ref(&self) -> Result<Option<std::borrow::Cow<'_, Carrier>>, CarrierError> {
         match &self.ctx {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => {
-                Carrier::deserialize(value)
-                    .map(Some)
-                    .map_err(|e| CarrierError::Malformed {
-                        reason: e.to_string(),
-                    })
-            }
+            None => Ok(None),
+            Some(ctx) => ctx.carrier(),
         }
     }
 
@@ -254,8 +256,10 @@ impl<T> Job<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn signed(mut self, keyring: &Keyring) -> Job<T> {
-        let job_id = self.job_id().map(str::to_owned);
-        sign_ctx(&mut self.ctx, keyring, job_id.as_deref());
+        let job_id = (!self.id.is_empty()).then_some(self.id.as_str());
+        if let Some(ctx) = &mut self.ctx {
+            ctx.sign(keyring, job_id);
+        }
         self
     }
 
@@ -285,8 +289,7 @@ impl<T> Job<T> {
     /// The trace id the carrier names, as written, for dead-letter records.
     #[cfg(feature = "redis")]
     pub(crate) fn claimed_trace_id(&self) -> Option<String> {
-        let trace = self.ctx.as_ref()?.get("traceId")?.as_str()?;
-        Some(trace.to_owned())
+        Some(self.ctx.as_ref()?.claimed_trace_id()?.to_owned())
     }
 }
 
@@ -307,7 +310,10 @@ impl<T> ContextSource for Job<T> {
     type Error = CarrierError;
 
     fn to_context(&self) -> Result<Context, CarrierError> {
-        self.carrier()?.to_context()
+        match self.carrier_ref()? {
+            Some(carrier) => Context::from_carrier(&carrier),
+            None => None::<Carrier>.to_context(),
+        }
     }
 
     fn to_trusted_context(
@@ -315,13 +321,17 @@ impl<T> ContextSource for Job<T> {
         trust: &Trust,
         job_id: Option<&str>,
     ) -> Result<Context, Untrusted<CarrierError>> {
-        let carrier = self.carrier().map_err(Untrusted::Read)?;
-        carrier.to_trusted_context(trust, job_id.or(self.job_id()))
+        let job_id = job_id.or(self.job_id());
+        match self.carrier_ref().map_err(Untrusted::Read)? {
+            Some(carrier) => carrier.to_trusted_context(trust, job_id),
+            None => None::<Carrier>.to_trusted_context(trust, job_id),
+        }
     }
 }
 
 /// Signs the carrier in a job's `ctx` (a JSON object) in place; anything
 /// else is left as it is.
+#[cfg(feature = "redis")]
 fn sign_ctx(ctx: &mut Option<Value>, keyring: &Keyring, job_id: Option<&str>) {
     let Some(value) = ctx.as_mut() else { return };
     let Ok(carrier) = Carrier::deserialize(&*value) else {

@@ -14,8 +14,10 @@ use crate::model::w3c::Baggage;
 use crate::wire::limits::{MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, MAX_CARRIER_BYTES};
 use crate::wire::signature::{is_identity_shaped, Claims, Keyring, UntrustedIdentity};
 
+mod envelope;
 mod field;
 
+pub(crate) use envelope::JobCtx;
 use field::{Field, TraceText};
 
 /// The carrier format this version writes.

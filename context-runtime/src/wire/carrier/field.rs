@@ -220,9 +220,14 @@ impl<'de> Visitor<'de> for UserVisitor {
                 Part::Text(text) => Some(UserId::from(&**text)),
                 Part::Other(_) => None,
             };
-            // Other members are ignored, as `UserRef`'s own `Deserialize` does.
-            if let Some(Ok(user)) = id.map(|id| UserRef::new(&**kind, id)) {
-                return Ok(Field::Valid(user));
+            // Other members are ignored, as `UserRef`'s own `Deserialize`
+            // does; a reference that has some is kept as written (and
+            // checked by `UserRef`'s own `Deserialize` when it is read), so
+            // that writing it back keeps them.
+            if others.is_empty() {
+                if let Some(Ok(user)) = id.map(|id| UserRef::new(&**kind, id)) {
+                    return Ok(Field::Valid(user));
+                }
             }
         }
         // Not a valid reference: keep the object as written.
