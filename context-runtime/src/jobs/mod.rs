@@ -149,8 +149,114 @@ pub struct Job<T> {
     pub data: T,
     /// The job's id, made at enqueue; empty when the producer gave none
     /// (an integration then uses the broker's message id).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    id: String,
+    #[serde(default, skip_serializing_if = "IdText::is_empty")]
+    id: IdText,
+}
+
+/// A job id's text: kept inline when it is short (a generated id, 32 hex
+/// digits, always is), so reading a job allocates nothing for it.
+#[derive(Clone, PartialEq, Eq)]
+enum IdText {
+    /// Up to [`IdText::INLINE`] bytes of UTF-8, then zeros.
+    Inline { len: u8, bytes: Inline },
+    /// A longer id.
+    Heap(String),
+}
+
+/// An inline id's bytes, aligned so that checking they are UTF-8 runs a
+/// word at a time.
+#[derive(Clone, PartialEq, Eq)]
+#[repr(align(16))]
+struct Inline([u8; IdText::INLINE]);
+
+impl IdText {
+    const INLINE: usize = 32;
+
+    fn new(text: &str) -> IdText {
+        match <[u8; IdText::INLINE]>::try_from(text.as_bytes()) {
+            // The common case, a generated id: exactly 32 bytes.
+            Ok(bytes) => IdText::Inline {
+                len: IdText::INLINE as u8,
+                bytes: Inline(bytes),
+            },
+            Err(_) if text.len() < IdText::INLINE => {
+                let mut bytes = [0; IdText::INLINE];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                IdText::Inline {
+                    len: text.len() as u8,
+                    bytes: Inline(bytes),
+                }
+            }
+            Err(_) => IdText::Heap(text.to_owned()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Made from a `&str` cut at its end: always UTF-8.
+            IdText::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes.0[..usize::from(*len)]).unwrap_or_default()
+            }
+            IdText::Heap(text) => text,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, IdText::Inline { len: 0, .. })
+    }
+}
+
+impl Default for IdText {
+    fn default() -> Self {
+        IdText::Inline {
+            len: 0,
+            bytes: Inline([0; IdText::INLINE]),
+        }
+    }
+}
+
+impl From<String> for IdText {
+    fn from(text: String) -> Self {
+        if text.len() <= IdText::INLINE {
+            IdText::new(&text)
+        } else {
+            IdText::Heap(text)
+        }
+    }
+}
+
+impl fmt::Debug for IdText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl Serialize for IdText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for IdText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl serde::de::Visitor<'_> for IdVisitor {
+            type Value = IdText;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IdText, E> {
+                Ok(IdText::new(v))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<IdText, E> {
+                Ok(IdText::from(v))
+            }
+        }
+        deserializer.deserialize_str(IdVisitor)
+    }
 }
 
 fn first_attempt() -> u32 {
@@ -183,7 +289,7 @@ impl<T> Job<T> {
             ctx: Some(cx.to_carrier().into()),
             attempt: 1,
             data,
-            id: new_job_id(),
+            id: new_job_id().into(),
         }
     }
 
@@ -195,14 +301,14 @@ impl<T> Job<T> {
             ctx: ctx.map(JobCtx::from),
             attempt: 1,
             data,
-            id: new_job_id(),
+            id: new_job_id().into(),
         }
     }
 
     /// The same job with `id` as its id (for example a business key, so
     /// that enqueueing the same work twice is recognisable).
     pub fn with_id(mut self, id: impl Into<String>) -> Job<T> {
-        self.id = id.into();
+        self.id = IdText::from(id.into());
         self
     }
 
@@ -210,12 +316,12 @@ impl<T> Job<T> {
     /// a job whose producer gave none, read outside an integration (the
     /// integrations fill in the broker's message id).
     pub fn id(&self) -> &str {
-        &self.id
+        self.id.as_str()
     }
 
     #[cfg(feature = "redis")]
     pub(crate) fn set_id(&mut self, id: String) {
-        self.id = id;
+        self.id = id.into();
     }
 
     /// The producer's carrier: `Ok(None)` when the job has none, an error
@@ -256,7 +362,7 @@ impl<T> Job<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn signed(mut self, keyring: &Keyring) -> Job<T> {
-        let job_id = (!self.id.is_empty()).then_some(self.id.as_str());
+        let job_id = (!self.id.is_empty()).then(|| self.id.as_str());
         if let Some(ctx) = &mut self.ctx {
             ctx.sign(keyring, job_id);
         }
@@ -266,7 +372,7 @@ impl<T> Job<T> {
     /// The id a signature covers: the job's [`id`](Job::id), when it has
     /// one (a job written by another producer may not).
     fn job_id(&self) -> Option<&str> {
-        (!self.id.is_empty()).then_some(self.id.as_str())
+        (!self.id.is_empty()).then(|| self.id.as_str())
     }
 
     /// The delivery attempt on the consumer side: 1 the first time, 2 on
@@ -321,7 +427,12 @@ impl<T> ContextSource for Job<T> {
         trust: &Trust,
         job_id: Option<&str>,
     ) -> Result<Context, Untrusted<CarrierError>> {
-        let job_id = job_id.or(self.job_id());
+        // The job's own id, unless the caller gave one: only a signature
+        // covers it.
+        let job_id = match trust {
+            Trust::Signed(_) => job_id.or_else(|| self.job_id()),
+            _ => job_id,
+        };
         match self.carrier_ref().map_err(Untrusted::Read)? {
             Some(carrier) => carrier.to_trusted_context(trust, job_id),
             None => None::<Carrier>.to_trusted_context(trust, job_id),

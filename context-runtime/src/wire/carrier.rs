@@ -500,12 +500,7 @@ impl Context {
             Some(Field::Raw(raw)) => parse_trace_id(Some(raw)),
             None => parse_trace_id(None),
         };
-        Ok(Context::builder()
-            .trace_id(trace_id)
-            .maybe_tenant(tenant)
-            .maybe_user(user)
-            .baggage(baggage)
-            .build())
+        Ok(Context::from_carrier_parts(trace_id, tenant, user, baggage))
     }
 }
 

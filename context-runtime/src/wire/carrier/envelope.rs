@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::value::SeqAccessDeserializer;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -45,6 +45,7 @@ pub(crate) struct Written {
 impl Written {
     /// Records that the known member `name` was written, as `null` or not
     /// (the last one written wins, as in a `Value`).
+    #[inline]
     fn known(&mut self, name: &'static str, null: bool) {
         if null {
             self.others
@@ -235,6 +236,72 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
+/// A `v` member: a format version, or anything else as written.
+enum Version {
+    Valid(u32),
+    Other(Value),
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct VersionVisitor;
+        impl<'de> Visitor<'de> for VersionVisitor {
+            type Value = Version;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Version, E> {
+                Ok(u32::try_from(v).map_or(Version::Other(Value::Number(v.into())), Version::Valid))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Version, E> {
+                Ok(u32::try_from(v).map_or(Version::Other(Value::Number(v.into())), Version::Valid))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Version, E> {
+                Ok(Version::Other(
+                    Number::from_f64(v).map_or(Value::Null, Value::Number),
+                ))
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Version, E> {
+                Ok(Version::Other(Value::Bool(v)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Version, E> {
+                Ok(Version::Other(Value::String(v.to_owned())))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Version, E> {
+                Ok(Version::Other(Value::Null))
+            }
+
+            fn visit_none<E: de::Error>(self) -> Result<Version, E> {
+                Ok(Version::Other(Value::Null))
+            }
+
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Version, D::Error> {
+                d.deserialize_any(self)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Version, A::Error> {
+                Ok(Version::Other(Value::deserialize(
+                    SeqAccessDeserializer::new(seq),
+                )?))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Version, A::Error> {
+                Ok(Version::Other(Value::deserialize(
+                    MapAccessDeserializer::new(map),
+                )?))
+            }
+        }
+        deserializer.deserialize_any(VersionVisitor)
+    }
+}
+
 struct CtxVisitor;
 
 fn raw<E>(value: Value) -> Result<JobCtx, E> {
@@ -305,14 +372,13 @@ impl<'de> Visitor<'de> for CtxVisitor {
         while let Some(key) = map.next_key::<Key>()? {
             match key {
                 Key::Version => {
-                    let v: Value = map.next_value()?;
                     written.version = true;
-                    match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
-                        Some(version) => {
+                    match map.next_value()? {
+                        Version::Valid(version) => {
                             carrier.version = version;
                             bad_version = None;
                         }
-                        None => bad_version = Some(v),
+                        Version::Other(v) => bad_version = Some(v),
                     }
                 }
                 Key::TraceId => {
@@ -381,6 +447,8 @@ mod tests {
             r#"{"v":null}"#.to_owned(),
             r#"{"v":1.5,"v":2}"#.to_owned(),
             r#"{"v":2,"v":4294967296}"#.to_owned(),
+            r#"{"v":{"a":[1]},"tenantId":"acme"}"#.to_owned(),
+            r#"{"v":[1],"v":true}"#.to_owned(),
             r#"{"baggage":{"region":"eu","n":1},"sig":7,"tenantId":42,"userRef":"user:1"}"#
                 .to_owned(),
             r#"{"traceId":"4BF92F3577B34DA6A3CE929D0E0E4736","userRef":{"id":"b\u00e9","type":"svc"}}"#
