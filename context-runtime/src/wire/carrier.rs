@@ -645,6 +645,32 @@ mod tests {
     }
 
     #[test]
+    fn members_are_read_as_a_derived_deserialize_reads_them() {
+        for json in [
+            r#"{"tenantId":"a","tenantId":"b"}"#,
+            r#"{"v":1,"v":1}"#,
+            r#"{"v":null}"#,
+            r#"{"v":"1"}"#,
+            r#"{"v":-1}"#,
+            r#"{"sig":"a","sig":"b"}"#,
+            "[]",
+            r#""carrier""#,
+        ] {
+            assert!(
+                matches!(
+                    Carrier::from_json(json),
+                    Err(CarrierError::Malformed { .. })
+                ),
+                "{json}"
+            );
+        }
+        let c = Carrier::from_json(r#"{"x":1,"x":[2],"tenantId":null,"y\u0041":{}}"#)
+            .expect("unknown members are skipped, even twice");
+        assert_eq!((c.version(), c.tenant_id()), (1, None));
+        assert_eq!(c.to_json(), r#"{"v":1}"#);
+    }
+
+    #[test]
     fn missing_or_bad_trace_ids_get_a_fresh_one() {
         let a = Context::from_carrier(&Carrier::from_json("{}").expect("parse")).expect("ok");
         let b = Context::from_carrier(&Carrier::from_json(r#"{"traceId":"zz"}"#).expect("parse"))

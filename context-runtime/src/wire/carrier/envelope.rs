@@ -114,9 +114,7 @@ impl fmt::Debug for JobCtx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JobCtx::Raw(raw) => raw.fmt(f),
-            JobCtx::Carrier(..) => serde_json::to_value(self)
-                .unwrap_or_default()
-                .fmt(f),
+            JobCtx::Carrier(..) => serde_json::to_value(self).unwrap_or_default().fmt(f),
         }
     }
 }
@@ -164,7 +162,10 @@ impl Serialize for JobCtx {
             ("tenantId", carrier.tenant_id.as_ref().map(Member::Tenant)),
             ("traceId", carrier.trace_id.as_ref().map(Member::Trace)),
             ("userRef", carrier.user_ref.as_ref().map(Member::User)),
-            ("v", written.version.then_some(Member::Version(carrier.version))),
+            (
+                "v",
+                written.version.then_some(Member::Version(carrier.version)),
+            ),
         ];
         let mut known = known
             .into_iter()
@@ -253,11 +254,17 @@ impl<'de> Deserialize<'de> for Version {
             }
 
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Version, E> {
-                Ok(u32::try_from(v).map_or(Version::Other(Value::Number(v.into())), Version::Valid))
+                Ok(
+                    u32::try_from(v)
+                        .map_or(Version::Other(Value::Number(v.into())), Version::Valid),
+                )
             }
 
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Version, E> {
-                Ok(u32::try_from(v).map_or(Version::Other(Value::Number(v.into())), Version::Valid))
+                Ok(
+                    u32::try_from(v)
+                        .map_or(Version::Other(Value::Number(v.into())), Version::Valid),
+                )
             }
 
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Version, E> {
