@@ -1009,6 +1009,40 @@ mod tests {
         assert!(admit(&orphan, &Policy::new().tenant_optional()).is_ok());
     }
 
+    /// A job's JSON is what it was when its carrier was kept as a
+    /// `serde_json::Value`: the carrier's members sorted by name.
+    #[test]
+    fn jobs_write_the_json_they_always_wrote() {
+        let cx = Context::builder()
+            .tenant(TenantId::new("t1").expect("valid"))
+            .user(crate::model::user::UserRef::new("svc", "billing").expect("valid"))
+            .baggage([("region", "eu"), ("zone", "a")].into_iter().collect())
+            .build();
+        let keyring = Keyring::new("k1", &[3u8; 32]).expect("a key");
+        for job in [Job::new(&cx, 1), Job::new(&cx, 1).signed(&keyring)] {
+            let wire = serde_json::to_string(&job).expect("json");
+            let mut expected = serde_json::json!({
+                "ctx": serde_json::to_value(cx.to_carrier()).expect("json"),
+                "data": 1,
+                "id": job.id(),
+            });
+            if let Some(sig) = job
+                .carrier()
+                .expect("a carrier")
+                .and_then(|c| c.signature().map(str::to_owned))
+            {
+                expected["ctx"]["sig"] = sig.into();
+            }
+            assert_eq!(wire, expected.to_string());
+            assert!(
+                wire.starts_with(r#"{"ctx":{"baggage":{"region":"eu","zone":"a"},"#),
+                "{wire}"
+            );
+            let back: Job<u32> = serde_json::from_str(&wire).expect("parse");
+            assert_eq!(back, job);
+        }
+    }
+
     #[test]
     fn retries_back_off_exponentially_with_jitter_and_a_cap() {
         let policy = Policy::new();
