@@ -76,12 +76,13 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "redis")]
 use serde_json::Value;
 
 use crate::model::context::Context;
 use crate::propagate::propagator::{warn_unsigned_once, Trust};
 use crate::propagate::source::{ContextSource, Untrusted};
-use crate::wire::carrier::{Carrier, CarrierError};
+use crate::wire::carrier::{Carrier, CarrierError, JobCtx};
 use crate::wire::limits::MAX_JOB_PAYLOAD_BYTES;
 use crate::wire::signature::{Keyring, UntrustedIdentity};
 
@@ -135,9 +136,11 @@ pub use runner::{Handled, Stopped, Transport, Worker};
 /// ```
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job<T> {
-    /// The carrier as written (checked when the job is read).
+    /// The carrier as written (checked when the job is read): read
+    /// straight into a [`Carrier`] when it is a carrier object, kept as
+    /// JSON otherwise, and written back as it came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    ctx: Option<Value>,
+    ctx: Option<JobCtx>,
     /// The delivery attempt, 1 for the first; set by the integration on
     /// the consumer side, never by the producer.
     #[serde(skip, default = "first_attempt")]
@@ -146,8 +149,114 @@ pub struct Job<T> {
     pub data: T,
     /// The job's id, made at enqueue; empty when the producer gave none
     /// (an integration then uses the broker's message id).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    id: String,
+    #[serde(default, skip_serializing_if = "IdText::is_empty")]
+    id: IdText,
+}
+
+/// A job id's text: kept inline when it is short (a generated id, 32 hex
+/// digits, always is), so reading a job allocates nothing for it.
+#[derive(Clone, PartialEq, Eq)]
+enum IdText {
+    /// Up to [`IdText::INLINE`] bytes of UTF-8, then zeros.
+    Inline { len: u8, bytes: Inline },
+    /// A longer id.
+    Heap(String),
+}
+
+/// An inline id's bytes, aligned so that checking they are UTF-8 runs a
+/// word at a time.
+#[derive(Clone, PartialEq, Eq)]
+#[repr(align(16))]
+struct Inline([u8; IdText::INLINE]);
+
+impl IdText {
+    const INLINE: usize = 32;
+
+    fn new(text: &str) -> IdText {
+        match <[u8; IdText::INLINE]>::try_from(text.as_bytes()) {
+            // The common case, a generated id: exactly 32 bytes.
+            Ok(bytes) => IdText::Inline {
+                len: IdText::INLINE as u8,
+                bytes: Inline(bytes),
+            },
+            Err(_) if text.len() < IdText::INLINE => {
+                let mut bytes = [0; IdText::INLINE];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                IdText::Inline {
+                    len: text.len() as u8,
+                    bytes: Inline(bytes),
+                }
+            }
+            Err(_) => IdText::Heap(text.to_owned()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Made from a `&str` cut at its end: always UTF-8.
+            IdText::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes.0[..usize::from(*len)]).unwrap_or_default()
+            }
+            IdText::Heap(text) => text,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, IdText::Inline { len: 0, .. })
+    }
+}
+
+impl Default for IdText {
+    fn default() -> Self {
+        IdText::Inline {
+            len: 0,
+            bytes: Inline([0; IdText::INLINE]),
+        }
+    }
+}
+
+impl From<String> for IdText {
+    fn from(text: String) -> Self {
+        if text.len() <= IdText::INLINE {
+            IdText::new(&text)
+        } else {
+            IdText::Heap(text)
+        }
+    }
+}
+
+impl fmt::Debug for IdText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl Serialize for IdText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for IdText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl serde::de::Visitor<'_> for IdVisitor {
+            type Value = IdText;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IdText, E> {
+                Ok(IdText::new(v))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<IdText, E> {
+                Ok(IdText::from(v))
+            }
+        }
+        deserializer.deserialize_str(IdVisitor)
+    }
 }
 
 fn first_attempt() -> u32 {
@@ -177,10 +286,10 @@ impl<T> Job<T> {
     /// A job carrying `cx`.
     pub fn new(cx: &Context, data: T) -> Job<T> {
         Job {
-            ctx: serde_json::to_value(cx.to_carrier()).ok(),
+            ctx: Some(cx.to_carrier().into()),
             attempt: 1,
             data,
-            id: new_job_id(),
+            id: new_job_id().into(),
         }
     }
 
@@ -189,17 +298,17 @@ impl<T> Job<T> {
     pub fn current(data: T) -> Job<T> {
         let ctx = crate::scope::store::with_current(|cx| cx.map(|cx| cx.to_carrier()));
         Job {
-            ctx: ctx.and_then(|c| serde_json::to_value(c).ok()),
+            ctx: ctx.map(JobCtx::from),
             attempt: 1,
             data,
-            id: new_job_id(),
+            id: new_job_id().into(),
         }
     }
 
     /// The same job with `id` as its id (for example a business key, so
     /// that enqueueing the same work twice is recognisable).
     pub fn with_id(mut self, id: impl Into<String>) -> Job<T> {
-        self.id = id.into();
+        self.id = IdText::from(id.into());
         self
     }
 
@@ -207,12 +316,12 @@ impl<T> Job<T> {
     /// a job whose producer gave none, read outside an integration (the
     /// integrations fill in the broker's message id).
     pub fn id(&self) -> &str {
-        &self.id
+        self.id.as_str()
     }
 
     #[cfg(feature = "redis")]
     pub(crate) fn set_id(&mut self, id: String) {
-        self.id = id;
+        self.id = id.into();
     }
 
     /// The producer's carrier: `Ok(None)` when the job has none, an error
@@ -222,15 +331,14 @@ impl<T> Job<T> {
     ///
     /// [`CarrierError::Malformed`] when `ctx` is not a carrier object.
     pub fn carrier(&self) -> Result<Option<Carrier>, CarrierError> {
+        Ok(self.carrier_ref()?.map(std::borrow::Cow::into_owned))
+    }
+
+    /// The producer's carrier, borrowed when the job holds it parsed.
+    fn carrier_ref(&self) -> Result<Option<std::borrow::Cow<'_, Carrier>>, CarrierError> {
         match &self.ctx {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => {
-                Carrier::deserialize(value)
-                    .map(Some)
-                    .map_err(|e| CarrierError::Malformed {
-                        reason: e.to_string(),
-                    })
-            }
+            None => Ok(None),
+            Some(ctx) => ctx.carrier(),
         }
     }
 
@@ -254,15 +362,17 @@ impl<T> Job<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn signed(mut self, keyring: &Keyring) -> Job<T> {
-        let job_id = self.job_id().map(str::to_owned);
-        sign_ctx(&mut self.ctx, keyring, job_id.as_deref());
+        let job_id = (!self.id.is_empty()).then(|| self.id.as_str());
+        if let Some(ctx) = &mut self.ctx {
+            ctx.sign(keyring, job_id);
+        }
         self
     }
 
     /// The id a signature covers: the job's [`id`](Job::id), when it has
     /// one (a job written by another producer may not).
     fn job_id(&self) -> Option<&str> {
-        (!self.id.is_empty()).then_some(self.id.as_str())
+        (!self.id.is_empty()).then(|| self.id.as_str())
     }
 
     /// The delivery attempt on the consumer side: 1 the first time, 2 on
@@ -285,8 +395,7 @@ impl<T> Job<T> {
     /// The trace id the carrier names, as written, for dead-letter records.
     #[cfg(feature = "redis")]
     pub(crate) fn claimed_trace_id(&self) -> Option<String> {
-        let trace = self.ctx.as_ref()?.get("traceId")?.as_str()?;
-        Some(trace.to_owned())
+        Some(self.ctx.as_ref()?.claimed_trace_id()?.to_owned())
     }
 }
 
@@ -307,7 +416,10 @@ impl<T> ContextSource for Job<T> {
     type Error = CarrierError;
 
     fn to_context(&self) -> Result<Context, CarrierError> {
-        self.carrier()?.to_context()
+        match self.carrier_ref()? {
+            Some(carrier) => Context::from_carrier(&carrier),
+            None => None::<Carrier>.to_context(),
+        }
     }
 
     fn to_trusted_context(
@@ -315,13 +427,22 @@ impl<T> ContextSource for Job<T> {
         trust: &Trust,
         job_id: Option<&str>,
     ) -> Result<Context, Untrusted<CarrierError>> {
-        let carrier = self.carrier().map_err(Untrusted::Read)?;
-        carrier.to_trusted_context(trust, job_id.or(self.job_id()))
+        // The job's own id, unless the caller gave one: only a signature
+        // covers it.
+        let job_id = match trust {
+            Trust::Signed(_) => job_id.or_else(|| self.job_id()),
+            _ => job_id,
+        };
+        match self.carrier_ref().map_err(Untrusted::Read)? {
+            Some(carrier) => carrier.to_trusted_context(trust, job_id),
+            None => None::<Carrier>.to_trusted_context(trust, job_id),
+        }
     }
 }
 
 /// Signs the carrier in a job's `ctx` (a JSON object) in place; anything
 /// else is left as it is.
+#[cfg(feature = "redis")]
 fn sign_ctx(ctx: &mut Option<Value>, keyring: &Keyring, job_id: Option<&str>) {
     let Some(value) = ctx.as_mut() else { return };
     let Ok(carrier) = Carrier::deserialize(&*value) else {
@@ -886,6 +1007,40 @@ mod tests {
             Err(Rejection::TenantRequired)
         );
         assert!(admit(&orphan, &Policy::new().tenant_optional()).is_ok());
+    }
+
+    /// A job's JSON is what it was when its carrier was kept as a
+    /// `serde_json::Value`: the carrier's members sorted by name.
+    #[test]
+    fn jobs_write_the_json_they_always_wrote() {
+        let cx = Context::builder()
+            .tenant(TenantId::new("t1").expect("valid"))
+            .user(crate::model::user::UserRef::new("svc", "billing").expect("valid"))
+            .baggage([("region", "eu"), ("zone", "a")].into_iter().collect())
+            .build();
+        let keyring = Keyring::new("k1", &[3u8; 32]).expect("a key");
+        for job in [Job::new(&cx, 1), Job::new(&cx, 1).signed(&keyring)] {
+            let wire = serde_json::to_string(&job).expect("json");
+            let mut expected = serde_json::json!({
+                "ctx": serde_json::to_value(cx.to_carrier()).expect("json"),
+                "data": 1,
+                "id": job.id(),
+            });
+            if let Some(sig) = job
+                .carrier()
+                .expect("a carrier")
+                .and_then(|c| c.signature().map(str::to_owned))
+            {
+                expected["ctx"]["sig"] = sig.into();
+            }
+            assert_eq!(wire, expected.to_string());
+            assert!(
+                wire.starts_with(r#"{"ctx":{"baggage":{"region":"eu","zone":"a"},"#),
+                "{wire}"
+            );
+            let back: Job<u32> = serde_json::from_str(&wire).expect("parse");
+            assert_eq!(back, job);
+        }
     }
 
     #[test]

@@ -14,8 +14,10 @@ use crate::model::w3c::Baggage;
 use crate::wire::limits::{MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, MAX_CARRIER_BYTES};
 use crate::wire::signature::{is_identity_shaped, Claims, Keyring, UntrustedIdentity};
 
+mod envelope;
 mod field;
 
+pub(crate) use envelope::JobCtx;
 use field::{Field, TraceText};
 
 /// The carrier format this version writes.
@@ -498,12 +500,7 @@ impl Context {
             Some(Field::Raw(raw)) => parse_trace_id(Some(raw)),
             None => parse_trace_id(None),
         };
-        Ok(Context::builder()
-            .trace_id(trace_id)
-            .maybe_tenant(tenant)
-            .maybe_user(user)
-            .baggage(baggage)
-            .build())
+        Ok(Context::from_carrier_parts(trace_id, tenant, user, baggage))
     }
 }
 
@@ -645,6 +642,32 @@ mod tests {
                 "{json}"
             );
         }
+    }
+
+    #[test]
+    fn members_are_read_as_a_derived_deserialize_reads_them() {
+        for json in [
+            r#"{"tenantId":"a","tenantId":"b"}"#,
+            r#"{"v":1,"v":1}"#,
+            r#"{"v":null}"#,
+            r#"{"v":"1"}"#,
+            r#"{"v":-1}"#,
+            r#"{"sig":"a","sig":"b"}"#,
+            "[]",
+            r#""carrier""#,
+        ] {
+            assert!(
+                matches!(
+                    Carrier::from_json(json),
+                    Err(CarrierError::Malformed { .. })
+                ),
+                "{json}"
+            );
+        }
+        let c = Carrier::from_json(r#"{"x":1,"x":[2],"tenantId":null,"y\u0041":{}}"#)
+            .expect("unknown members are skipped, even twice");
+        assert_eq!((c.version(), c.tenant_id()), (1, None));
+        assert_eq!(c.to_json(), r#"{"v":1}"#);
     }
 
     #[test]

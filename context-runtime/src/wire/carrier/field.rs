@@ -204,13 +204,14 @@ impl<'de> Visitor<'de> for UserVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut kind = None;
         let mut id = None;
-        let mut others = Map::new();
+        let mut others: Option<Map<String, Value>> = None;
         while let Some(key) = map.next_key::<UserKey>()? {
             match key {
                 UserKey::Type => kind = Some(map.next_value::<Part<'de>>()?),
                 UserKey::Id => id = Some(map.next_value::<Part<'de>>()?),
                 UserKey::Other(key) => {
-                    others.insert(key, map.next_value()?);
+                    let value = map.next_value()?;
+                    others.get_or_insert_with(Map::new).insert(key, value);
                 }
             }
         }
@@ -220,12 +221,18 @@ impl<'de> Visitor<'de> for UserVisitor {
                 Part::Text(text) => Some(UserId::from(&**text)),
                 Part::Other(_) => None,
             };
-            // Other members are ignored, as `UserRef`'s own `Deserialize` does.
-            if let Some(Ok(user)) = id.map(|id| UserRef::new(&**kind, id)) {
-                return Ok(Field::Valid(user));
+            // Other members are ignored, as `UserRef`'s own `Deserialize`
+            // does; a reference that has some is kept as written (and
+            // checked by `UserRef`'s own `Deserialize` when it is read), so
+            // that writing it back keeps them.
+            if others.is_none() {
+                if let Some(Ok(user)) = id.map(|id| UserRef::new(&**kind, id)) {
+                    return Ok(Field::Valid(user));
+                }
             }
         }
         // Not a valid reference: keep the object as written.
+        let mut others = others.unwrap_or_default();
         for (key, part) in [("type", kind), ("id", id)] {
             if let Some(part) = part {
                 others.insert(key.to_owned(), part.into_value());
