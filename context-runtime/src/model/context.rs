@@ -222,7 +222,7 @@ impl Context {
                 trace_id,
                 parent_span_id: None,
                 trace_flags: TraceFlags::SAMPLED,
-                trace_state: None,
+                trace_state: LazyTraceState::checked(None),
                 tenant,
                 user,
                 source: None,
