@@ -389,11 +389,17 @@ impl TraceState {
 /// same answer the eager parse would have: the valid, non-empty state, or
 /// `None` for an invalid or empty one.
 #[derive(Clone)]
-pub(crate) struct LazyTraceState {
+pub(crate) enum LazyTraceState {
+    /// No state (none came, or it was invalid or empty).
+    None,
+    /// A valid, non-empty state.
+    Checked(TraceState),
     /// The line as received (bytes: whether it is text is checked with the
-    /// rest), when it came unchecked.
-    text: Option<HeaderText>,
-    state: OnceLock<Option<TraceState>>,
+    /// rest), checked on first use.
+    Unchecked {
+        text: HeaderText,
+        state: OnceLock<Option<TraceState>>,
+    },
 }
 
 impl LazyTraceState {
@@ -405,9 +411,9 @@ impl LazyTraceState {
 
     /// A state already checked (or none).
     pub(crate) fn checked(state: Option<TraceState>) -> Self {
-        LazyTraceState {
-            text: None,
-            state: OnceLock::from(state.filter(|s| !s.is_empty())),
+        match state {
+            Some(state) if !state.is_empty() => LazyTraceState::Checked(state),
+            _ => LazyTraceState::None,
         }
     }
 
@@ -425,8 +431,8 @@ impl LazyTraceState {
                 .and_then(|text| TraceState::from_headers([text]).ok());
             return Self::checked(state);
         }
-        LazyTraceState {
-            text: Some(HeaderText::new(bytes)),
+        LazyTraceState::Unchecked {
+            text: HeaderText::new(bytes),
             state: OnceLock::new(),
         }
     }
@@ -434,14 +440,18 @@ impl LazyTraceState {
     /// The state, checked on first use: `None` when there is none, or the
     /// line is invalid or empty.
     pub(crate) fn get(&self) -> Option<&TraceState> {
-        self.state
-            .get_or_init(|| {
-                let text = std::str::from_utf8(self.text.as_ref()?.as_bytes()).ok()?;
-                TraceState::from_headers([text])
-                    .ok()
-                    .filter(|s| !s.is_empty())
-            })
-            .as_ref()
+        match self {
+            LazyTraceState::None => None,
+            LazyTraceState::Checked(state) => Some(state),
+            LazyTraceState::Unchecked { text, state } => state
+                .get_or_init(|| {
+                    let text = std::str::from_utf8(text.as_bytes()).ok()?;
+                    TraceState::from_headers([text])
+                        .ok()
+                        .filter(|s| !s.is_empty())
+                })
+                .as_ref(),
+        }
     }
 }
 
