@@ -207,33 +207,9 @@ impl Context {
         self.child(|i| i.parent_span_id = Some(span_id))
     }
 
-    /// A context read from a carrier, built in place (the per-job path,
-    /// which a chain of builder calls would move around): sampled, with no
-    /// parent span, trace state, source or values, as the builder makes it
-    /// for a given trace id.
-    pub(crate) fn from_carrier_parts(
-        trace_id: TraceId,
-        tenant: Option<TenantId>,
-        user: Option<UserRef>,
-        baggage: Baggage,
-    ) -> Context {
-        Context {
-            inner: Arc::new(Inner {
-                trace_id,
-                parent_span_id: None,
-                trace_flags: TraceFlags::SAMPLED,
-                trace_state: LazyTraceState::checked(None),
-                tenant,
-                user,
-                source: None,
-                baggage,
-                values: None,
-            }),
-        }
-    }
-
     /// A context read from a wire, built in place (the per-request path of
-    /// the propagators, which a chain of builder calls would move around).
+    /// the propagators and the per-job path of carriers, which a chain of
+    /// builder calls would move around).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_wire(
         trace_id: TraceId,
@@ -242,7 +218,7 @@ impl Context {
         trace_state: LazyTraceState,
         tenant: Option<TenantId>,
         user: Option<UserRef>,
-        source: Cow<'static, str>,
+        source: Option<Cow<'static, str>>,
         baggage: Baggage,
     ) -> Context {
         Context {
@@ -253,7 +229,7 @@ impl Context {
                 trace_state,
                 tenant,
                 user,
-                source: Some(source),
+                source,
                 baggage,
                 values: None,
             }),

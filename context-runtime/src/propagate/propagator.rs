@@ -460,7 +460,7 @@ impl Propagator {
             trace_state,
             identity.tenant,
             identity.user,
-            self.source.clone(),
+            Some(self.source.clone()),
             baggage,
         ))
     }

@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use crate::model::context::Context;
 use crate::model::tenant::{InvalidTenantId, TenantId};
-use crate::model::trace::TraceId;
+use crate::model::trace::{TraceFlags, TraceId};
 use crate::model::user::UserRef;
-use crate::model::w3c::Baggage;
+use crate::model::w3c::{Baggage, LazyTraceState};
 use crate::wire::limits::{MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, MAX_CARRIER_BYTES};
 use crate::wire::signature::{is_identity_shaped, Claims, Keyring, UntrustedIdentity};
 
@@ -500,7 +500,18 @@ impl Context {
             Some(Field::Raw(raw)) => parse_trace_id(Some(raw)),
             None => parse_trace_id(None),
         };
-        Ok(Context::from_carrier_parts(trace_id, tenant, user, baggage))
+        // Sampled, with no parent span, trace state, source or values, as the
+        // builder makes it for a given trace id.
+        Ok(Context::from_wire(
+            trace_id,
+            None,
+            TraceFlags::SAMPLED,
+            LazyTraceState::checked(None),
+            tenant,
+            user,
+            None,
+            baggage,
+        ))
     }
 }
 

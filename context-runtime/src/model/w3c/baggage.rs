@@ -1032,14 +1032,8 @@ fn is_token(s: &str) -> bool {
 
 /// `tchar` (RFC 9110, section 5.6.2), by table.
 fn is_tchar(c: u8) -> bool {
-    TCHAR[usize::from(c)]
+    CLASS[usize::from(c)] & TOKEN != 0
 }
-
-/// [`is_tchar_slow`] for every byte.
-static TCHAR: [bool; 256] = table!(is_tchar_slow);
-
-/// [`is_baggage_octet`] for every byte.
-static BAGGAGE_OCTET: [bool; 256] = table!(is_baggage_octet_slow);
 
 /// A byte's classes, for the scans: [`TOKEN`], [`OCTET`], [`PERCENT`].
 static CLASS: [u8; 256] = {
@@ -1060,20 +1054,6 @@ const TOKEN: u8 = 1;
 const OCTET: u8 = 2;
 /// `%`.
 const PERCENT: u8 = 4;
-
-/// `$f` for every byte, at compile time.
-macro_rules! table {
-    ($f:ident) => {{
-        let mut table = [false; 256];
-        let mut c = 0;
-        while c < 256 {
-            table[c] = $f(c as u8);
-            c += 1;
-        }
-        table
-    }};
-}
-use table;
 
 /// `tchar` (RFC 9110, section 5.6.2).
 const fn is_tchar_slow(c: u8) -> bool {
@@ -1105,7 +1085,7 @@ fn is_value(s: &str) -> bool {
 /// `%x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`: printable ASCII without
 /// space, `"`, `,`, `;` and `\`.
 fn is_baggage_octet(c: u8) -> bool {
-    BAGGAGE_OCTET[usize::from(c)]
+    CLASS[usize::from(c)] & OCTET != 0
 }
 
 /// [`is_baggage_octet`], computed.
